@@ -1,0 +1,3 @@
+from imacsr_cli.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Command-line interface (Typer). Parse, call the library, render; nothing else."""

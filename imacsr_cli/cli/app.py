@@ -1,0 +1,64 @@
+"""The `imacsr` command: a thin Typer app. Each command group lives in its own module.
+
+Library errors (ImacsrError) become one line on stderr and the error's exit code; anything else is a
+bug and keeps its traceback. Command modules import heavy libraries (torch, pandas) inside the
+command functions, so `imacsr status` starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from imacsr_cli.errors import ImacsrError
+
+app = typer.Typer(
+    name="imacsr",
+    help="Run, track and report iMacSR ablation grids.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _one_line_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)  # keeps the signature Typer reads the options from
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except ImacsrError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def _wrap_all(typer_app: typer.Typer) -> None:
+    """Give every command (and sub-command) the one-line error handling."""
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = _one_line_errors(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _wrap_all(group.typer_instance)
+
+
+# Command modules, in the order `imacsr --help` lists them. Each defines register(app).
+from imacsr_cli.cli import models as _models  # noqa: E402
+from imacsr_cli.cli import train as _train  # noqa: E402
+
+for _module in (_train, _models):
+    _module.register(app)
+_wrap_all(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""`imacsr train`: one run from a spec file, in this process, with a progress bar."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from imacsr_cli.errors import RunFailed, SpecError
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=2")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word: take it as a string
+    return key.strip(), value
+
+
+def train(
+    spec_file: Path = typer.Argument(..., help="Run spec (TOML), e.g. experiments/runs/tiny.toml."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Run directory [default: results/runs/<run_id>]."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.epochs=2."),
+) -> None:
+    """Train one run and write spec.json, events.jsonl, checkpoint.pt, result.json, train.log."""
+    from imacsr_cli.cli.progress import TrainProgress
+    from imacsr_cli.spec import RunSpec, resolve
+    from imacsr_cli.spec.runspec import read_toml, set_dotted
+    from imacsr_cli.train.loop import run
+
+    tree = read_toml(spec_file)
+    for item in overrides:
+        set_dotted(tree, *_parse_override(item))
+    spec = resolve(RunSpec.from_dict(tree, source=str(spec_file)))
+    run_dir = run_dir or Path("results/runs") / spec.run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec_path = run_dir / "spec.json"
+    if spec_path.exists():
+        existing = resolve(RunSpec.from_json(spec_path))
+        if existing.run_id != spec.run_id:
+            raise SpecError(f"{run_dir}: holds run {existing.run_id}, not {spec.run_id}; choose another --run-dir")
+    else:
+        spec_path.write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+    typer.echo(f"run {spec.run_id} in {run_dir}")
+    with TrainProgress() as progress:
+        code = run(run_dir, listener=progress.on_event)
+    if code != 0:
+        raise RunFailed(f"run {spec.run_id} failed (exit {code}): {progress.end_message or 'see ' + str(run_dir / 'train.log')}")
+    result = json.loads((run_dir / "result.json").read_text())
+    m = result["metrics"]["dataset"]
+    typer.echo(
+        f"succeeded: mIoU {100 * m['mIoU']:.2f}  mF1 {100 * m['mF1']:.2f}  mPrecision {100 * m['mPrecision']:.2f}"
+        f"  mRecall {100 * m['mRecall']:.2f}  (dataset-level, %)  →  {run_dir / 'result.json'}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

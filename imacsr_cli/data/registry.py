@@ -1,0 +1,125 @@
+"""Dataset registry: name → class table, defaults and a builder of train/val datasets.
+
+A dataset module registers itself with ``register(DatasetEntry(...))`` at import time;
+``imacsr_cli.data`` imports every module of this package, so a new dataset is a new file.
+
+Every dataset yields ``(image, label)``: image float32 (3, H, W), ImageNet-normalised; label int64
+(H, W) holding training ids 0..K-1 and ``IGNORE_INDEX`` for void/unlabelled pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from imacsr_cli.errors import DataError, SpecError
+from imacsr_cli.spec.runspec import DataSpec
+
+IGNORE_INDEX = 255
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the trainer needs to know of a dataset under a given class set."""
+
+    name: str
+    classes: tuple[str, ...]  # class names in training-id order; K = len(classes)
+    ignore_index: int = IGNORE_INDEX
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    # data spec (resolved) -> class table. The class set option may change K (SynthiaSF).
+    info: Callable[[DataSpec], DatasetInfo]
+    # (data spec, "train" | "val", root or None for synthetic) -> torch Dataset
+    build: Callable[[DataSpec, str, "Path | None"], Dataset]
+    # Defaults filled into the spec at resolve time: split, classes, train_size, eval_size,
+    # scale_range, num_train, num_val.
+    defaults: dict = field(default_factory=dict)
+    splits: tuple[str, ...] = ()  # allowed split protocols
+    class_sets: tuple[str, ...] = ()  # allowed class sets
+    needs_root: bool = True  # False for generated data
+    description: str = ""
+
+
+_REGISTRY: dict[str, DatasetEntry] = {}
+
+
+def register(entry: DatasetEntry) -> DatasetEntry:
+    if entry.name in _REGISTRY:
+        raise ValueError(f"dataset {entry.name!r} registered twice")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def _load_all() -> None:
+    import imacsr_cli.data  # noqa: F401
+
+
+def names() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> DatasetEntry:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise SpecError(
+            f"key 'data.name': unknown dataset {name!r}; expected one of {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def data_root(spec: DataSpec) -> Path | None:
+    """The spec's data.root, else $IMACSR_DATA/<name>; None for generated datasets."""
+    entry = get(spec.name)
+    if not entry.needs_root:
+        return None
+    if spec.root:
+        return Path(spec.root).expanduser()
+    base = os.environ.get("IMACSR_DATA")
+    if not base:
+        raise DataError(
+            f"dataset {spec.name!r}: no data root; set data.root in the spec or IMACSR_DATA "
+            f"(the root is then $IMACSR_DATA/{spec.name})"
+        )
+    return Path(base).expanduser() / spec.name
+
+
+def build(spec: DataSpec, split: str) -> Dataset:
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    entry = get(spec.name)
+    return entry.build(spec, split, data_root(spec))
+
+
+def info(spec: DataSpec) -> DatasetInfo:
+    return get(spec.name).info(spec)
+
+
+def pad_collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack samples, padding smaller ones at the bottom/right: images with 0, labels with ignore.
+
+    Padding is labelled IGNORE_INDEX, so it never counts in the loss or the metrics.
+    """
+    h = max(img.shape[-2] for img, _ in batch)
+    w = max(img.shape[-1] for img, _ in batch)
+    images = torch.zeros(len(batch), batch[0][0].shape[0], h, w, dtype=batch[0][0].dtype)
+    labels = torch.full((len(batch), h, w), IGNORE_INDEX, dtype=torch.long)
+    for i, (img, lab) in enumerate(batch):
+        images[i, :, : img.shape[-2], : img.shape[-1]] = img
+        labels[i, : lab.shape[-2], : lab.shape[-1]] = lab
+    return images, labels

@@ -1,0 +1,46 @@
+"""RunPaths: every file of a run, derived from its directory in one place.
+
+The trainer writes these files and the scheduler reads them; both take the names from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path  # RUN_DIR, by default results/runs/<run_id>
+
+    @classmethod
+    def of(cls, runs_dir: str | Path, run_id: str) -> RunPaths:
+        return cls(Path(runs_dir) / run_id)
+
+    @property
+    def spec(self) -> Path:  # the resolved RunSpec, as JSON (input of the trainer)
+        return self.root / "spec.json"
+
+    @property
+    def events(self) -> Path:  # one JSON object per line: start, epoch, heartbeat, end
+        return self.root / "events.jsonl"
+
+    @property
+    def checkpoint(self) -> Path:  # written atomically at the end of every epoch
+        return self.root / "checkpoint.pt"
+
+    @property
+    def result(self) -> Path:  # final metrics, written last and atomically: its presence = success
+        return self.root / "result.json"
+
+    @property
+    def log(self) -> Path:  # the trainer's human-readable log (and tracebacks)
+        return self.root / "train.log"
+
+    @property
+    def lock(self) -> Path:  # flock'ed by the trainer that owns the directory
+        return self.root / ".lock"
+
+    @property
+    def fault_marker(self) -> Path:  # test-only: a one-shot injected fault has fired (IMACSR_TEST_FAULT)
+        return self.root / ".fault_fired"

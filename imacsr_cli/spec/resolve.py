@@ -1,0 +1,98 @@
+"""Resolve a RunSpec against the model and dataset registries.
+
+Resolution fills every default that depends on the model or dataset (variant, image sizes, split,
+class set), turns the point selection into explicit point names, checks what can only be checked
+against a registry (impossible points, α/λ lists of the wrong length), and normalises what does not
+matter (a conventional run has no points and no α/λ), so equal runs hash equal.
+
+The registries are metadata: nothing here builds a model or reads a dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from imacsr_cli.errors import SpecError
+from imacsr_cli.spec.points import select_indices, select_names
+from imacsr_cli.spec.runspec import DataSpec, MethodSpec, PointsSpec, RunSpec
+
+
+def resolve(spec: RunSpec) -> RunSpec:
+    from imacsr_cli.data import registry as data_registry
+    from imacsr_cli.models import registry as model_registry
+
+    entry = model_registry.get(spec.model.name)
+    variant = model_registry.check_variant(entry, spec.model.variant)
+    model = dataclasses.replace(spec.model, variant=variant)
+    data = _resolve_data(spec.data, data_registry.get(spec.data.name))
+    _check_train(spec)
+
+    if spec.method.name == "conventional":
+        points = PointsSpec(names=[], count=0, position="input", spacing=1)
+        method = MethodSpec(name="conventional", alpha=[], lam=[])
+    else:
+        candidates = [p.name for p in entry.points(variant)]
+        label = f"{entry.name} ({variant})"
+        if spec.points.names:
+            names = select_names(candidates, spec.points.names, label)
+            points = dataclasses.replace(spec.points, names=names, count=len(names))
+        else:
+            idx = select_indices(len(candidates), spec.points.count, spec.points.position, spec.points.spacing, label)
+            # With one point the spacing is meaningless; fix it so equal runs hash equal.
+            spacing = spec.points.spacing if spec.points.count > 1 else 1
+            points = dataclasses.replace(spec.points, names=[candidates[i] for i in idx], spacing=spacing)
+        method = spec.method
+        for key, value in (("alpha", method.alpha), ("lambda", method.lam)):
+            if isinstance(value, list) and len(value) != points.count:
+                raise SpecError(
+                    f"key 'method.{key}': expected a number or {points.count} numbers (one per point), "
+                    f"got {len(value)}"
+                )
+    return dataclasses.replace(spec, model=model, data=data, method=method, points=points)
+
+
+def _resolve_data(data: DataSpec, entry: Any) -> DataSpec:
+    empty = {"split": "", "classes": "", "train_size": (0, 0), "eval_size": (0, 0),
+             "scale_range": (0.0, 0.0), "num_train": 0, "num_val": 0}
+    changes = {k: v for k, v in entry.defaults.items() if k in empty and getattr(data, k) == empty[k]}
+    data = dataclasses.replace(data, **changes)
+    if entry.splits and data.split not in entry.splits:
+        raise SpecError(
+            f"key 'data.split': dataset {entry.name!r} has no split {data.split!r}; "
+            f"expected one of {', '.join(entry.splits)}"
+        )
+    if entry.class_sets and data.classes not in entry.class_sets:
+        raise SpecError(
+            f"key 'data.classes': dataset {entry.name!r} has no class set {data.classes!r}; "
+            f"expected one of {', '.join(entry.class_sets)}"
+        )
+    for key in ("train_size", "eval_size"):
+        h, w = getattr(data, key)
+        if h < 8 or w < 8:
+            raise SpecError(f"key 'data.{key}': expected [height, width] of at least 8 pixels, got [{h}, {w}]")
+    lo, hi = data.scale_range
+    if not 0 < lo <= hi:
+        raise SpecError(f"key 'data.scale_range': expected [low, high] with 0 < low <= high, got [{lo}, {hi}]")
+    if data.num_train < 0 or data.num_val < 0:
+        raise SpecError("key 'data.num_train': expected a count >= 0 (0 = all)")
+    if data.workers < 0:
+        raise SpecError(f"key 'data.workers': expected a count >= 0, got {data.workers}")
+    return data
+
+
+def _check_train(spec: RunSpec) -> None:
+    t = spec.train
+    if t.epochs < 1:
+        raise SpecError(f"key 'train.epochs': expected at least 1, got {t.epochs}")
+    # BatchNorm (ASPP image pooling, every model here) needs two samples per batch in training.
+    if t.batch_size < 2:
+        raise SpecError(f"key 'train.batch_size': expected at least 2 (BatchNorm needs it), got {t.batch_size}")
+    if t.eval_every < 1:
+        raise SpecError(f"key 'train.eval_every': expected at least 1, got {t.eval_every}")
+    if spec.optim.lr <= 0:
+        raise SpecError(f"key 'optim.lr': expected a positive number, got {spec.optim.lr}")
+    # λ may be negative (an ablation of the opposite sign, specs/method.md §4); α may not.
+    alphas = spec.method.alpha if isinstance(spec.method.alpha, list) else [spec.method.alpha]
+    if any(a < 0 for a in alphas):
+        raise SpecError(f"key 'method.alpha': expected weights >= 0, got {spec.method.alpha}")

@@ -1,0 +1,310 @@
+"""RunSpec: everything that defines one training run, and nothing else.
+
+A RunSpec is built from a nested dict (a TOML file, a grid row, spec.json), validated field by field
+against the dataclasses below: an unknown key or a wrong type is a SpecError naming the dotted key.
+``run_id`` is a short hash of the canonical JSON of the *resolved* spec (see resolve.py), so the same
+run written two ways in two grids is one run.
+
+Fields marked ``identity=False`` (data root, loader workers, channels_last...) change how a run is
+executed, not what it computes; they are kept in spec.json but left out of the hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from imacsr_cli.errors import SpecError
+
+
+def _opt(default: Any, *, key: str | None = None, identity: bool = True, doc: str = "") -> Any:
+    """A dataclass field with its TOML key (when it differs from the attribute) and identity flag."""
+    meta = {"key": key, "identity": identity, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str = _opt("deeplabv3plus", doc="registered model (imacsr models)")
+    variant: str = _opt("", doc="model variant; '' = the model's default")
+    weights: str = _opt("", doc="local path to ImageNet weights for the backbone; '' = random init")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    name: str = _opt("synthetic", doc="dataset: synthetic, cityscapes, camvid, synthiasf")
+    root: str = _opt("", identity=False, doc="dataset root; '' = $IMACSR_DATA/<name>")
+    split: str = _opt("", doc="split protocol; '' = the dataset's default")
+    classes: str = _opt("", doc="class set; '' = the dataset's default")
+    train_size: tuple[int, int] = _opt((0, 0), doc="training crop (H, W); (0, 0) = dataset default")
+    eval_size: tuple[int, int] = _opt((0, 0), doc="evaluation size (H, W); (0, 0) = dataset default")
+    eval_native: bool = _opt(False, doc="evaluate at each image's native size (eval_size ignored)")
+    scale_range: tuple[float, float] = _opt((0.0, 0.0), doc="random scale; (0, 0) = dataset default")
+    hflip: bool = _opt(True, doc="random horizontal flip in training")
+    num_train: int = _opt(0, doc="training images; 0 = all (synthetic: its default)")
+    num_val: int = _opt(0, doc="evaluation images; 0 = all (synthetic: its default)")
+    workers: int = _opt(0, identity=False, doc="DataLoader worker processes")
+    pin_memory: bool = _opt(False, identity=False, doc="DataLoader pin_memory (CUDA only)")
+
+
+@dataclass(frozen=True)
+class PointsSpec:
+    names: list[str] = _opt([], doc="explicit point names; overrides count/position/spacing")
+    count: int = _opt(3, doc="M, the number of intermediate points")
+    position: Literal["input", "central", "output"] = _opt("input", doc="where the points sit")
+    spacing: int = _opt(2, doc="distance between adjacent points, in base distances (blocks)")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: Literal["imacsr", "conventional"] = _opt("imacsr", doc="conventional = CE at the output only")
+    alpha: float | list[float] = _opt(0.4, doc="MI weight α_m, scalar or one per point")
+    lam: float | list[float] = _opt(0.01, key="lambda", doc="NE weight λ_m, scalar or one per point")
+    adapter: Literal["conv1x1", "fcn"] = _opt("conv1x1", doc="dimension adapter q_m")
+    ne: Literal["faithful", "normalized", "logits"] = _opt(
+        "faithful", doc="NE on softmax over z_m channels (eq. 3), the same ÷ log C_m, or on adapter logits"
+    )
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    name: Literal["adam"] = _opt("adam", doc="optimizer (Table III: Adam)")
+    lr: float = _opt(3e-4)
+    betas: tuple[float, float] = _opt((0.9, 0.999))
+    weight_decay: float = _opt(1e-4)
+    schedule: Literal["constant", "poly"] = _opt("constant", doc="learning-rate schedule")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int = _opt(50)
+    batch_size: int = _opt(8)
+    seed: int = _opt(0)
+    amp: Literal["off", "bf16", "fp16"] = _opt("off", doc="autocast dtype on CUDA; ignored on the CPU")
+    channels_last: bool = _opt(False, identity=False, doc="channels_last memory format on CUDA")
+    eval_every: int = _opt(1, identity=False, doc="evaluate every N epochs (and always at the end)")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    method: MethodSpec = field(default_factory=MethodSpec)
+    points: PointsSpec = field(default_factory=PointsSpec)
+    optim: OptimSpec = field(default_factory=OptimSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "spec") -> RunSpec:
+        """Validate a nested dict (TOML layout). ``source`` prefixes every error message."""
+        return _build(cls, data, source, prefix="")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> RunSpec:
+        return cls.from_dict(read_toml(path), source=str(path))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> RunSpec:
+        try:
+            raw = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise SpecError(f"{path}: file not found") from None
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{path}: invalid JSON: {exc}") from None
+        return cls.from_dict(raw, source=str(path))
+
+    # ---- canonical form -----------------------------------------------------------------------
+    def to_dict(self, identity_only: bool = False) -> dict[str, Any]:
+        """Nested dict in TOML layout (keys as written in files)."""
+        return _to_dict(self, identity_only)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(identity_only=True), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def run_id(self) -> str:
+        """Short hash of the canonical JSON. Meaningful on a resolved spec (see resolve.py)."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
+
+    def replace(self, **sections: Any) -> RunSpec:
+        return dataclasses.replace(self, **sections)
+
+
+# ---- TOML -------------------------------------------------------------------------------------
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file; syntax errors become one line with the file, line and column."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SpecError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a directory, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: TOML syntax error: {exc}") from None
+
+
+# ---- validation -------------------------------------------------------------------------------
+
+
+def _key_of(f: dataclasses.Field) -> str:
+    return f.metadata.get("key") or f.name
+
+
+def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "(top level)"
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: key '{where}': expected a table, got {_show(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {_key_of(f): f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SpecError(
+            f"{source}: unknown key '{prefix}{unknown[0]}'; expected one of {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for key, f in fields.items():
+        if key not in data:
+            continue
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[f.name] = _build(tp, data[key], source, f"{prefix}{key}.")
+        else:
+            kwargs[f.name] = _coerce(tp, data[key], source, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return f"a list {json.dumps(value)}" if len(json.dumps(value)) < 40 else "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        args = typing.get_args(tp)
+        return f"a list of {len(args)} {_describe(args[0])}s"
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(tp)[0])}s"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _convert(tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value in typing.get_args(tp) and isinstance(value, str):
+            return value
+        raise _Mismatch
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _convert(arg, value)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise _Mismatch
+        return tuple(_convert(a, v) for a, v in zip(args, value))
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        return [_convert(typing.get_args(tp)[0], v) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch
+    raise TypeError(f"unsupported spec field type {tp}")
+
+
+def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
+    try:
+        return _convert(tp, value)
+    except _Mismatch:
+        raise SpecError(f"{source}: key '{key}': expected {_describe(tp)}, got {_show(value)}") from None
+
+
+def _to_dict(obj: Any, identity_only: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        if identity_only and not f.metadata.get("identity", True):
+            continue
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            value = _to_dict(value, identity_only)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, list):
+            value = list(value)
+        out[_key_of(f)] = value
+    return out
+
+
+def field_docs() -> dict[str, tuple[Any, str]]:
+    """Every dotted key with its default and doc line (for `imacsr spec keys` and the README)."""
+    out: dict[str, tuple[Any, str]] = {}
+    for section in dataclasses.fields(RunSpec):
+        sub = section.default_factory()  # type: ignore[misc]
+        for f in dataclasses.fields(sub):
+            out[f"{section.name}.{_key_of(f)}"] = (getattr(sub, f.name), f.metadata.get("doc", ""))
+    return out
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set tree['a']['b'] = value for dotted 'a.b', creating tables as needed."""
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise SpecError(f"key '{dotted}': '{part}' is a value, not a table")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge of nested dicts: ``over`` wins; neither input is modified."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out

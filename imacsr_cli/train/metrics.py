@@ -1,0 +1,109 @@
+"""Segmentation metrics from confusion matrices, in the two conventions the reports show.
+
+- ``dataset``: one confusion matrix summed over the whole evaluation set, then per-class IoU, precision,
+  recall and F1 from its counts (the standard: Cityscapes scripts, mmseg, torchvision references).
+- ``paper``: eq. (13) of the paper, the per-image average: per-class ratios computed on each image's
+  own confusion matrix, averaged over images, then over classes; mF1 is the mean over classes of
+  2·Pre_k·Rec_k / (Pre_k + Rec_k) with the averaged Pre_k and Rec_k, as eq. (13) writes it.
+
+Absent classes: a class with no ground-truth and no predicted pixel (TP + FP + FN = 0) has no defined
+ratio and is left out of the mean, for the whole set (dataset convention) or per image (paper
+convention). A class that is present but has a zero denominator in one ratio (never predicted →
+precision 0/0) scores 0 for that ratio, as sklearn's zero_division=0 does.
+
+Rows of the confusion matrix are ground truth, columns are predictions. Pixels labelled with the
+ignore index are not counted anywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+METRICS = ("mIoU", "mF1", "mPrecision", "mRecall")
+
+
+class ConfusionMatrix:
+    """Accumulates the dataset-level matrix and, for eq. (13), per-image TP/FP/FN counts."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255):
+        self.k = num_classes
+        self.ignore_index = ignore_index
+        self.mat = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        self.per_image: list[np.ndarray] = []  # one (3, K) array of TP, FP, FN per image
+
+    def update(self, target: torch.Tensor, pred: torch.Tensor) -> None:
+        """Add a batch: target and pred of shape (N, H, W) (or (H, W) for one image)."""
+        if target.dim() == 2:
+            target, pred = target[None], pred[None]
+        k = self.k
+        for t, p in zip(target.cpu(), pred.cpu()):
+            keep = t != self.ignore_index
+            idx = t[keep].to(torch.int64) * k + p[keep].to(torch.int64)
+            m = torch.bincount(idx, minlength=k * k).reshape(k, k)
+            self.mat += m
+            self.per_image.append(_tp_fp_fn(m.numpy()))
+
+    def compute(self) -> dict:
+        """Both conventions: {"dataset": {...}, "paper": {...}}, each with means and per-class values."""
+        return {"dataset": dataset_metrics(self.mat.numpy()), "paper": paper_metrics(self.per_image)}
+
+
+def _tp_fp_fn(mat: np.ndarray) -> np.ndarray:
+    tp = np.diag(mat).astype(np.float64)
+    return np.stack([tp, mat.sum(0) - tp, mat.sum(1) - tp])  # FP: column minus TP; FN: row minus TP
+
+
+def _ratios(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class IoU, precision, recall, F1; NaN where the class is absent (TP+FP+FN = 0)."""
+    present = (tp + fp + fn) > 0
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        out = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        return np.where(present, out, np.nan)
+
+    return {
+        "iou": ratio(tp, tp + fp + fn),
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+    }
+
+
+def _nanmean(values: np.ndarray) -> float:
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def _pack(per_class: dict[str, np.ndarray]) -> dict:
+    return {
+        "mIoU": _nanmean(per_class["iou"]),
+        "mF1": _nanmean(per_class["f1"]),
+        "mPrecision": _nanmean(per_class["precision"]),
+        "mRecall": _nanmean(per_class["recall"]),
+        "per_class": {name: [None if np.isnan(v) else float(v) for v in vals] for name, vals in per_class.items()},
+    }
+
+
+def dataset_metrics(mat: np.ndarray) -> dict:
+    tp, fp, fn = _tp_fp_fn(mat)
+    return _pack(_ratios(tp, fp, fn))
+
+
+def paper_metrics(per_image: list[np.ndarray]) -> dict:
+    k = per_image[0].shape[1] if per_image else 0
+    if not per_image:
+        return _pack({n: np.full(k, np.nan) for n in ("iou", "precision", "recall", "f1")})
+    stacked = [_ratios(*counts) for counts in per_image]
+
+    def image_mean(name: str) -> np.ndarray:
+        vals = np.stack([s[name] for s in stacked])  # (N, K)
+        seen = ~np.isnan(vals)
+        total = np.where(seen, vals, 0.0).sum(0)
+        n = seen.sum(0)
+        return np.divide(total, n, out=np.full(k, np.nan), where=n > 0)
+
+    iou, pre, rec = image_mean("iou"), image_mean("precision"), image_mean("recall")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(pre + rec > 0, 2 * pre * rec / (pre + rec), np.where(np.isnan(pre + rec), np.nan, 0.0))
+    return _pack({"iou": iou, "precision": pre, "recall": rec, "f1": f1})

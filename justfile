@@ -1,0 +1,30 @@
+# imacsr tasks. Every recipe creates .venv and installs the package into it when needed.
+
+python := ".venv/bin/python"
+
+# Create .venv and install imacsr with its dev extra (once; re-run when pyproject.toml changes).
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+    stamp=.venv/.imacsr-installed
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        .venv/bin/python -m pip install -q --upgrade pip
+        .venv/bin/python -m pip install -q -e '.[dev]'
+        touch "$stamp"
+    fi
+
+# The main job on the embedded default: a small synthetic grid on the CPU, then its report.
+demo: setup
+    .venv/bin/imacsr run-grid experiments/demo.toml --jobs 2
+    .venv/bin/imacsr status
+    .venv/bin/imacsr report --all --grid demo --out results/report
+
+# The test suite (CPU, a few minutes).
+test *ARGS: setup
+    {{python}} -m pytest {{ARGS}}
+
+# Benchmarks: training-step speed and memory, orchestration overhead, status at scale.
+bench: setup
+    {{python}} benchmarks/train_step.py
+    {{python}} benchmarks/orchestration.py

@@ -37,7 +37,7 @@ def train(
     tree = read_toml(spec_file)
     for item in overrides:
         set_dotted(tree, *_parse_override(item))
-    spec = resolve(RunSpec.from_dict(tree, source=str(spec_file)))
+    spec = resolve(RunSpec.from_dict(tree, source=str(spec_file)), source=str(spec_file))
     run_dir = run_dir or Path("results/runs") / spec.run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     spec_path = run_dir / "spec.json"

@@ -18,7 +18,17 @@ from imacsr_cli.spec.points import select_indices, select_names
 from imacsr_cli.spec.runspec import DataSpec, MethodSpec, PointsSpec, RunSpec
 
 
-def resolve(spec: RunSpec) -> RunSpec:
+def resolve(spec: RunSpec, source: str | None = None) -> RunSpec:
+    """The resolved spec. ``source`` (a file name) prefixes any error, as RunSpec.from_dict does."""
+    try:
+        return _resolve(spec)
+    except SpecError as exc:
+        if source is None:
+            raise
+        raise SpecError(f"{source}: {exc}") from None
+
+
+def _resolve(spec: RunSpec) -> RunSpec:
     from imacsr_cli.data import registry as data_registry
     from imacsr_cli.models import registry as model_registry
 

@@ -78,17 +78,17 @@ class MethodSpec:
 @dataclass(frozen=True)
 class OptimSpec:
     name: Literal["adam"] = _opt("adam", doc="optimizer (Table III: Adam)")
-    lr: float = _opt(3e-4)
-    betas: tuple[float, float] = _opt((0.9, 0.999))
-    weight_decay: float = _opt(1e-4)
+    lr: float = _opt(3e-4, doc="learning rate (Table III)")
+    betas: tuple[float, float] = _opt((0.9, 0.999), doc="Adam betas (Table III)")
+    weight_decay: float = _opt(1e-4, doc="Adam weight decay (Table III)")
     schedule: Literal["constant", "poly"] = _opt("constant", doc="learning-rate schedule")
 
 
 @dataclass(frozen=True)
 class TrainSpec:
-    epochs: int = _opt(50)
-    batch_size: int = _opt(8)
-    seed: int = _opt(0)
+    epochs: int = _opt(50, doc="training epochs")
+    batch_size: int = _opt(8, doc="images per step (Table III: 8)")
+    seed: int = _opt(0, doc="seed of initialisation, data order and augmentation")
     amp: Literal["off", "bf16", "fp16"] = _opt("off", doc="autocast dtype on CUDA; ignored on the CPU")
     channels_last: bool = _opt(False, identity=False, doc="channels_last memory format on CUDA")
     eval_every: int = _opt(1, identity=False, doc="evaluate every N epochs (and always at the end)")

@@ -1,0 +1,103 @@
+"""The dataset of image/label files that every on-disk reader builds, and what a reader provides.
+
+A reader (cityscapes.py, camvid.py, synthia.py) says how to find pairs (``scan``), how to decode
+labels (``codec``), how the protocol splits the stems (``split``) and what the classes are
+(``info``). ``build_dataset`` turns that into the torch Dataset the registry hands to the trainer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from imacsr_cli.data.files import Sample, Scan
+from imacsr_cli.data.labels import LabelCodec, read_rgb
+from imacsr_cli.data.registry import DatasetInfo
+from imacsr_cli.data.splits import SplitLists
+from imacsr_cli.data.transforms import EvalTransform, TrainTransform, sample_rng
+from imacsr_cli.errors import DataError
+from imacsr_cli.spec.runspec import DataSpec
+
+
+class Reader:
+    """What a dataset module implements for its on-disk layout(s)."""
+
+    name: str = ""
+    expected: str = ""  # the folders expected under the root, for error messages
+
+    def scan(self, root: Path | None) -> Scan:
+        raise NotImplementedError
+
+    def codec(self, scan: Scan, classes: str) -> LabelCodec:
+        raise NotImplementedError
+
+    def split(self, scan: Scan, protocol: str, write: bool = True) -> SplitLists:
+        raise NotImplementedError
+
+    def info(self, spec: DataSpec) -> DatasetInfo:
+        raise NotImplementedError
+
+
+class PairedDataset(Dataset):
+    """(image, label) pairs from files: float32 (3, H, W) normalised, int64 (H, W) training ids.
+
+    ``set_seed``/``set_epoch``: see transforms.py. Evaluation ignores them.
+    """
+
+    def __init__(self, samples: list[Sample], codec: LabelCodec, transform: TrainTransform | EvalTransform):
+        self.samples = samples
+        self.codec = codec
+        self.transform = transform
+        self.seed = 0
+        self.epoch = 0
+
+    def set_seed(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int):
+        """The sample's image (PIL RGB) and label (uint8 training ids), before any transform."""
+        sample = self.samples[index]
+        image = read_rgb(sample.image)
+        label = self.codec.decode(sample.label)
+        if label.shape != (image.height, image.width):
+            raise DataError(
+                f"label {sample.label} is {label.shape[1]}x{label.shape[0]} but its image {sample.image} "
+                f"is {image.width}x{image.height} (expected equal sizes)"
+            )
+        return image, label
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = self.load(index)
+        rng = sample_rng(self.seed, self.epoch, index) if isinstance(self.transform, TrainTransform) else None
+        return self.transform(image, label, rng)  # type: ignore[arg-type]
+
+
+def build_dataset(reader: Reader, spec: DataSpec, split: str, root: Path | None) -> PairedDataset:
+    """The train or val dataset of a resolved data spec; tree problems raise DataError here."""
+    scan = reader.scan(root)
+    scan.require_complete()
+    lists = reader.split(scan, spec.split)
+    stems = lists.get(split)
+    limit = spec.num_train if split == "train" else spec.num_val
+    if limit:
+        stems = stems[:limit]
+    if not stems:
+        raise DataError(f"{reader.name} root {scan.root}: the {split} set of split {spec.split!r} is empty")
+    by_stem = scan.by_stem()
+    samples = [by_stem[s] for s in stems]
+    if split == "train":
+        base = None if spec.eval_native else spec.eval_size
+        transform: TrainTransform | EvalTransform = TrainTransform(
+            spec.train_size, spec.scale_range, spec.hflip, base
+        )
+    else:
+        transform = EvalTransform(spec.eval_size, spec.eval_native)
+    return PairedDataset(samples, reader.codec(scan, spec.classes), transform)

@@ -48,10 +48,16 @@ def _wrap_all(typer_app: typer.Typer) -> None:
 
 
 # Command modules, in the order `imacsr --help` lists them. Each defines register(app).
+from imacsr_cli.cli import data as _data  # noqa: E402
+from imacsr_cli.cli import grid as _grid  # noqa: E402
 from imacsr_cli.cli import models as _models  # noqa: E402
+from imacsr_cli.cli import report as _report  # noqa: E402
+from imacsr_cli.cli import runs as _runs  # noqa: E402
+from imacsr_cli.cli import spec as _spec  # noqa: E402
+from imacsr_cli.cli import status as _status  # noqa: E402
 from imacsr_cli.cli import train as _train  # noqa: E402
 
-for _module in (_train, _models):
+for _module in (_grid, _status, _runs, _train, _models, _spec, _data, _report):
     _module.register(app)
 _wrap_all(app)
 

@@ -962,6 +962,43 @@ class Store:
                                     "ORDER BY id"), {"r": run_id})
             return pd.DataFrame.from_records(res.all(), columns=list(res.keys()))
 
+    def report_rows(self, grid: str | None = None, names: Sequence[str] = ()) -> tuple[
+            list[dict[str, Any]], dict[str, dict[str, float]]]:
+        """What a report reads, in one read snapshot: the runs of ``grid`` (every run without one) in
+        grid order, each with ``spec`` (the spec JSON text) and ``cells`` ({grid: [labels, ...]}), and
+        their final metrics named in ``names`` ({run_id: {name: value}}, the latest epoch winning).
+        NotFound for an unknown grid."""
+        from imacsr_cli.store.models import Grid, Metric
+
+        cols = (Run.run_id, Run.spec_json, Run.model, Run.variant, Run.dataset, Run.method, Run.num_points,
+                Run.seed, Run.state, Run.reason, Run.message, Run.created_at)
+        with self._read() as conn:
+            if grid is not None:
+                if conn.execute(select(Grid.name).where(Grid.name == grid)).first() is None:
+                    known = [g for (g,) in conn.execute(select(Grid.name).order_by(Grid.name))]
+                    raise NotFound(f"no grid {grid!r} in {self.where}; grids: {', '.join(known) or 'none'}")
+                q = (select(*cols, GridRun.ord).join(GridRun, GridRun.run_id == Run.run_id)
+                     .where(GridRun.grid == grid).order_by(GridRun.ord, Run.run_id))
+                links = select(GridRun.run_id, GridRun.grid, GridRun.cell).where(GridRun.grid == grid)
+                mq = (select(Metric.run_id, Metric.name, Metric.value, Metric.epoch)
+                      .join(GridRun, GridRun.run_id == Metric.run_id).where(GridRun.grid == grid))
+            else:
+                q = select(*cols).order_by(Run.created_at, Run.run_id)
+                links = select(GridRun.run_id, GridRun.grid, GridRun.cell)
+                mq = select(Metric.run_id, Metric.name, Metric.value, Metric.epoch)
+            mq = mq.where(Metric.split == "final", Metric.name.in_(list(names))).order_by(Metric.epoch)
+            runs = [dict(r._mapping) for r in conn.execute(q)]
+            cells: dict[str, dict[str, list]] = {}
+            for run_id, g, cell in conn.execute(links):
+                cells.setdefault(run_id, {})[g] = _cells(json.loads(cell) if cell else [])
+            metrics: dict[str, dict[str, float]] = {}
+            for run_id, name, value, _epoch in conn.execute(mq):  # ordered by epoch: a later finish wins
+                metrics.setdefault(run_id, {})[name] = float("nan") if value is None else float(value)
+        for r in runs:
+            r["spec"] = r.pop("spec_json")
+            r["cells"] = cells.get(r["run_id"], {})
+        return runs, metrics
+
 
 def _after_fork(ref: weakref.ref) -> None:
     store = ref()

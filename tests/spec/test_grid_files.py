@@ -22,7 +22,7 @@ def grids():
 
 def test_shipped_grids_expand_and_check(grids):
     sizes = {name: len(g.expand()) for name, g in grids.items()}
-    assert sizes == {"demo": 16, "table_iv": 54, "num_points": 18, "position": 30, "spacing": 12}
+    assert sizes == {"demo": 24, "table_iv": 54, "num_points": 18, "position": 30, "spacing": 12}
     for g in grids.values():
         assert g.title and g.reproduces and g.seeds
         # every model/dataset of the paper grids is registered; if one is not, check() must say so

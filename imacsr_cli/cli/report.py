@@ -1,0 +1,167 @@
+"""`imacsr report`: Table IV / Table VI / Fig. 3 / Fig. 4 from the results database.
+
+Thin: parse the options, ask imacsr_cli.report for the tables and figures, render or write them.
+pandas and matplotlib are imported inside the command, so `imacsr --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from imacsr_cli.errors import ImacsrError
+
+
+class UsageProblem(ImacsrError):
+    """Options that do not fit together (one line on stderr, exit 2, like a bad value)."""
+
+    exit_code = 2
+
+
+TABLES = ("iv", "vi")
+FIGURES = ("3", "4")
+FORMATS = ("rich", "md", "latex", "csv", "json")
+CONVENTIONS = ("dataset", "paper")
+METRICS = ("mIoU", "mF1", "mPrecision", "mRecall")
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
+    if value is None:
+        return None
+    v = value.strip()
+    v = v.lower() if option != "--metric" else v
+    if v not in allowed:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=option)
+    return v
+
+
+def report(
+    table: str = typer.Option(None, "--table", metavar="iv|vi", help="Table IV (method comparison) or VI (position of points)."),
+    figure: str = typer.Option(None, "--figure", metavar="3|4", help="Fig. 3 (number of points) or Fig. 4 (spacing)."),
+    all_: bool = typer.Option(False, "--all", help="Tables IV and VI and Figs. 3 and 4."),
+    grid: str = typer.Option(None, "--grid", help="Count only this grid's runs (default: every run)."),
+    fmt: str = typer.Option("rich", "--format", metavar="rich|md|latex|csv|json", help="How to print."),
+    out: Path = typer.Option(None, "--out", help="Write every table as .md/.tex/.csv/.json and every figure as .png/.pdf (+ .csv) into DIR."),
+    convention: str = typer.Option(
+        "dataset", "--convention", metavar="dataset|paper",
+        help="Metrics from the dataset-level confusion matrix, or the paper's per-image average (eq. 13)."),
+    db: str = typer.Option(None, "--db", help="Database URL or path (default: $IMACSR_DB, else results/imacsr.db)."),
+    explain: str = typer.Option(
+        None, "--explain", metavar="CELL",
+        help="List the runs behind one cell and how their specs differ, e.g. 'DeepLabv3+/iMacSR/cityscapes'."),
+    metric: str = typer.Option("mIoU", "--metric", help="Metric of Table VI and of the findings checks."),
+) -> None:
+    """Tables and figures of the paper from the results database, beside the published values.
+
+    Each cell: mean ± std over seeds, its runs named by --format json or --explain CELL.
+    """
+    table = _choice(table, TABLES, "--table")
+    figure = _choice(figure, FIGURES, "--figure")
+    fmt = _choice(fmt, FORMATS, "--format") or "rich"
+    convention = _choice(convention, CONVENTIONS, "--convention") or "dataset"
+    metric = _choice(metric, METRICS, "--metric") or "mIoU"
+    if not (table or figure or all_):
+        raise UsageProblem("say what to report: --table iv|vi, --figure 3|4 or --all")
+
+    from imacsr_cli import report as rep
+
+    if explain is not None:
+        if all_ or bool(table) == bool(figure):
+            raise UsageProblem("--explain needs exactly one of --table or --figure")
+        ex = rep.explain(table or figure, explain, db=db, grid=grid, convention=convention)
+        _print_explanation(ex, fmt)
+        return
+
+    tables = list(TABLES) if all_ else [table] if table else []
+    figures = list(FIGURES) if all_ else [figure] if figure else []
+    result = rep.build_report(tables, figures, db=db, grid=grid, convention=convention, metric=metric)
+    empty = [f for f in figures if not any(fd.id == f for fd in result.figures)]
+    where = f"grid {grid}" if grid else "the database"
+    skipped = [f"Fig. {f}: no iMacSR run for it in {where}; nothing to draw" for f in empty]
+    if out is not None:
+        for path in rep.write_report(result, out):
+            typer.echo(f"wrote {path}")
+        for line in skipped:
+            typer.echo(line)
+        return
+    _print_report(result, fmt, skipped)
+
+
+def _print_report(result: Any, fmt: str, skipped: list[str]) -> None:
+    """One table or figure in JSON is its object; several are {"tables": [...], "figures": [...]}."""
+    from imacsr_cli.report import figures as figs
+    from imacsr_cli.report import tables as tabs
+
+    if fmt == "json":
+        items = [tabs.to_dict(t) for t in result.tables] + [figs.to_dict(f) for f in result.figures]
+        doc: Any = items[0] if len(items) == 1 and not skipped else {
+            "tables": [tabs.to_dict(t) for t in result.tables],
+            "figures": [figs.to_dict(f) for f in result.figures], "skipped": skipped}
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    if fmt == "rich":
+        from rich.console import Console
+
+        console = Console()
+        for t in result.tables:
+            console.print(tabs.rich_table(t))
+        for f in result.figures:
+            console.print(figs.rich_figure(f))
+        if result.figures:
+            console.print("[dim]The figures themselves: --out DIR writes them as PNG and PDF.[/dim]")
+        for line in skipped:
+            console.print(line)
+        return
+    texts = [tabs.render(t, fmt) for t in result.tables] + [figs.render(f, fmt) for f in result.figures]
+    typer.echo("\n".join(texts), nl=False)
+    for line in skipped:
+        typer.echo(line, err=fmt in ("csv",))
+
+
+def _print_explanation(ex: Any, fmt: str) -> None:
+    import math
+
+    frame = ex.runs
+    if fmt == "json":
+        rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                for r in frame.to_dict("records")]
+        typer.echo(json.dumps({"cell": ex.what, "differences": {k: [str(x) for x in v] for k, v in
+                                                                 ex.differences.items()},
+                               "runs": rows}, indent=2, default=str))
+        return
+    if fmt == "csv":
+        typer.echo(frame.to_csv(index=False, float_format="%.6f"), nl=False)
+        return
+    from imacsr_cli.report.tables import fmt as fmt_number
+
+    text = frame.copy()
+    for col in text.columns:  # metric values in percent, 2 decimals as in the tables
+        if text[col].dtype.kind == "f":
+            text[col] = text[col].map(fmt_number)
+    text = text.astype(str)
+    if fmt == "rich":
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=ex.summary(), title_justify="left", box=box.SIMPLE_HEAD)
+        for col in text.columns:
+            t.add_column(str(col), overflow="fold", no_wrap=col in ("run_id", "state", "seed", "grids"),
+                         justify="right" if text[col].str.match(r"^[-\d.–]+$").all() else "left")
+        for row in text.itertuples(index=False):
+            t.add_row(*[str(v) for v in row])
+        Console().print(t)
+        return
+    from imacsr_cli.report.tables import md_table
+
+    lines = [ex.summary(), ""]
+    if len(frame):
+        lines += md_table(list(text.columns), text.values.tolist(), "l" * len(text.columns))
+    typer.echo("\n".join(lines))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)

@@ -1,0 +1,218 @@
+"""`imacsr runs show|logs|retry|cancel`: one run at a time (a unique prefix of its id works)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from imacsr_cli.cli.grid import DB_HELP
+from imacsr_cli.cli.status import age, cells_text, table
+
+runs_app = typer.Typer(help="Show, follow, retry or cancel single runs.", no_args_is_help=True)
+
+_DB = typer.Option(None, "--db", envvar="IMACSR_DB", show_envvar=False, help=DB_HELP)
+_RUNS_DIR = typer.Option(Path("results/runs"), "--runs-dir",
+                         help="Where run directories are, for runs not started yet.")
+
+
+def _run_dir(run: dict[str, Any] | Any, runs_dir: Path) -> Path:
+    from imacsr_cli.spec.paths import RunPaths
+
+    stored = run["run_dir"] if isinstance(run, dict) else run.run_dir
+    run_id = run["run_id"] if isinstance(run, dict) else run.run_id
+    return Path(stored) if stored else RunPaths.of(runs_dir, run_id).root
+
+
+@runs_app.command("show")
+def show(
+    run_id: str = typer.Argument(..., help="Run id or a unique prefix (at least 4 characters)."),
+    events: int = typer.Option(20, "--events", min=0, help="How many of the last events to show."),
+    db: str = _DB,
+    runs_dir: Path = _RUNS_DIR,
+) -> None:
+    """A run's spec, state, metrics, files and last events."""
+    from imacsr_cli.launch.executor import stdout_path
+    from imacsr_cli.spec.paths import RunPaths
+    from imacsr_cli.store import Store
+
+    with Store.open(db, create=False) as store:
+        r = store.run(run_id, events=events)
+        metrics = store.metrics_frame([r["run_id"]], split="train", names=["loss"])
+    paths = RunPaths(_run_dir(r, runs_dir))
+    now = time.time()
+    out = [f"run {r['run_id']}", ""]
+    state = r["state"] + (f" ({r['reason']})" if r["reason"] else "")
+    info = [
+        ("state", state),
+        ("epoch", f"{r['epoch']}/{r['epochs']}"),
+        ("attempts", r["attempts"]),
+        ("grids", "; ".join(f"{g['grid']} [{cells_text(g['cell'])}]" for g in r["grids"]) or "-"),
+    ]
+    if r["owner"]:
+        info.append(("owner", f"{r['owner']} (trainer pid {r['trainer_pid'] or '-'} on {r['slot'] or '-'})"))
+    for key, label in (("created_at", "created"), ("started_at", "started"), ("finished_at", "finished"),
+                       ("heartbeat_at", "heartbeat")):
+        if r[key]:
+            info.append((label, f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r[key]))} "
+                                f"({age(now - r[key])} ago)"))
+    if r["exit_code"] is not None:
+        info.append(("exit code", r["exit_code"]))
+    out += [f"  {k + ':':<12}{v}" for k, v in info]
+    if r["message"]:
+        out += ["", "message:"] + [f"  {line}" for line in str(r["message"]).splitlines()]
+    out += ["", "spec:"] + [f"  {line}" for line in _spec_lines(r["spec"])]
+    if r["final"]:
+        main = [k for k in ("mIoU", "mF1", "mPrecision", "mRecall") if k in r["final"]]
+        out += ["", "final metrics (dataset level, %):",
+                "  " + "  ".join(f"{k} {100 * r['final'][k]:.2f}" for k in main)]
+        paper = [k for k in r["final"] if k.startswith("paper/")]
+        if paper:
+            out.append("  eq. (13) per image: " + "  ".join(f"{k[6:]} {100 * r['final'][k]:.2f}" for k in paper))
+    elif r["last_val"]:
+        out += ["", "last evaluation (%): " + "  ".join(f"{k} {100 * v:.2f}" for k, v in r["last_val"].items()
+                                                       if v is not None)]
+    if not metrics.empty:
+        out += ["", "train loss by epoch: " + "  ".join(f"{int(e)}: {v:.4f}" for e, v in
+                                                        zip(metrics["epoch"], metrics["value"]))]
+    out += ["", "files:"]
+    files = [(name, getattr(paths, name)) for name in ("root", "spec", "events", "checkpoint", "result", "log")]
+    for name, p in files + [("stdout", stdout_path(paths))]:
+        out.append(f"  {name + ':':<12}{p}{'' if p.exists() else '  (missing)'}")
+    if r["events"]:
+        out += ["", f"events (last {len(r['events'])}):"]
+        rows = [[time.strftime("%H:%M:%S", time.localtime(e["time"])), e["kind"], e["reason"] or "",
+                 (e["detail"] or "").splitlines()[0] if e["detail"] else ""] for e in r["events"]]
+        out += ["  " + line for line in table(["TIME", "EVENT", "REASON", "DETAIL"], rows).splitlines()]
+    typer.echo("\n".join(out))
+
+
+def _spec_lines(spec: dict[str, Any]) -> list[str]:
+    lines = []
+    for section, values in spec.items():
+        if isinstance(values, dict):
+            lines += [f"{section}.{k} = {json.dumps(v)}" for k, v in values.items()]
+        else:
+            lines.append(f"{section} = {json.dumps(values)}")
+    return lines
+
+
+@runs_app.command("logs")
+def logs(
+    run_id: str = typer.Argument(..., help="Run id or a unique prefix."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends."),
+    db: str = _DB,
+    runs_dir: Path = _RUNS_DIR,
+) -> None:
+    """Print the run's train.log (and follow it while the run is queued or running)."""
+    from imacsr_cli.errors import NotFound
+    from imacsr_cli.spec.paths import RunPaths
+    from imacsr_cli.store import Store
+
+    with Store.open(db, create=False) as store:
+        rec = store.get(run_id)
+        path = RunPaths(_run_dir(rec, runs_dir)).log
+        if not follow:
+            if not path.exists():
+                raise NotFound(f"run {rec.run_id} has no train.log yet ({path}); it is {rec.state}")
+            sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+            return
+        offset = 0
+        try:
+            while True:
+                offset = _copy_from(path, offset)
+                rec = store.get(rec.run_id)
+                if rec.state not in ("queued", "running"):
+                    offset = _copy_from(path, offset)
+                    typer.echo(f"-- run {rec.run_id} {rec.state}" + (f" ({rec.reason})" if rec.reason else ""),
+                               err=True)
+                    return
+                if rec.run_dir and Path(rec.run_dir) != path.parent:  # started since we looked
+                    path, offset = RunPaths(Path(rec.run_dir)).log, 0
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return
+
+
+def _copy_from(path: Path, offset: int) -> int:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except OSError:
+        return offset
+    if data:
+        sys.stdout.write(data.decode("utf-8", errors="replace"))
+        sys.stdout.flush()
+    return offset + len(data)
+
+
+@runs_app.command("retry")
+def retry(
+    run_id: str = typer.Argument(None, help="Run id or a unique prefix."),
+    failed: bool = typer.Option(False, "--failed", help="Every failed run (of --grid, or of all grids)."),
+    grid: str = typer.Option(None, "--grid", help="With --failed: only this grid's runs."),
+    cancelled: bool = typer.Option(False, "--cancelled", help="With --failed: cancelled runs too."),
+    db: str = _DB,
+) -> None:
+    """Queue a failed or cancelled run again (with a fresh retry budget); run-grid then trains it."""
+    from imacsr_cli.store import Store
+
+    if (run_id is None) == (not failed):
+        raise typer.BadParameter("give a run id or --failed (not both)", param_hint="RUN_ID")
+    with Store.open(db, create=False) as store:
+        if run_id is not None:
+            full = store.resolve_id(run_id)
+            ids = [full] if store.retry(full) else []
+            if ids:
+                typer.echo(f"{full} queued again")
+            else:
+                typer.echo(f"{full} is already {store.get(full).state}; nothing to do")
+        else:
+            if grid is not None:
+                store.grid(grid)
+            ids = store.retry_failed(grid, include_cancelled=cancelled)
+            for r in ids:
+                typer.echo(f"{r} queued again")
+            typer.echo(f"{len(ids)} run{'s' if len(ids) != 1 else ''} queued again")
+    if ids:
+        typer.echo("`imacsr run-grid GRID` trains them")
+
+
+@runs_app.command("cancel")
+def cancel(
+    run_id: str = typer.Argument(..., help="Run id or a unique prefix."),
+    db: str = _DB,
+) -> None:
+    """Cancel a queued or running run; a running trainer on this host gets SIGTERM."""
+    from imacsr_cli.launch.executor import trainer_of
+    from imacsr_cli.store import Store
+
+    with Store.open(db, create=False) as store:
+        rec = store.get(run_id)
+        if not store.cancel(rec.run_id):
+            typer.echo(f"{rec.run_id} is already {rec.state}; nothing to cancel")
+            return
+        note = ""
+        # The database first, then the signal: the scheduler then finds the run cancelled, not interrupted.
+        if rec.state == "running" and rec.trainer_pid and rec.run_dir:
+            if rec.host == socket.gethostname() and trainer_of(rec.trainer_pid, Path(rec.run_dir)):
+                try:
+                    os.killpg(rec.trainer_pid, signal.SIGTERM)
+                    note = f"; SIGTERM sent to its trainer (pid {rec.trainer_pid})"
+                except OSError:
+                    pass
+            elif rec.host != socket.gethostname():
+                note = f"; its scheduler on {rec.host} stops the trainer at its next heartbeat"
+        typer.echo(f"{rec.run_id} cancelled (was {rec.state}){note}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")

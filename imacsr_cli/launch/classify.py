@@ -1,0 +1,167 @@
+"""Failure taxonomy: what became of a trainer process, from its exit code, its events and its log.
+
+The result file is the truth about success: with RUN_DIR/result.json present the run succeeded,
+whatever the exit code says (a trainer killed after writing it has still finished). Everything else
+maps onto the reasons stored on the run (docs/contracts.md):
+
+======================  ===========  =====================================================
+what happened           reason       what the scheduler does
+======================  ===========  =====================================================
+exit 1, or unknown      crashed      failed; message = exit code + last lines of the log
+exit 2                  bad_spec     failed (retrying cannot help)
+exit 3                  nonfinite    failed (same seed, same data: it would diverge again)
+exit 4                  oom          retried while --retries allow (on a different slot)
+exit 5                  locked       back to the queue, no attempt spent: another trainer
+                                     holds RUN_DIR, the run is "running elsewhere"
+exit 6                  interrupted  retried while --retries allow (someone else stopped it)
+we stopped it (Ctrl-C)  interrupted  back to the queue, no attempt spent
+no progress > timeout   timeout      failed (a hang does not heal on retry)
+owner gone              orphaned     back to the queue (decided by Store.reclaim_orphans)
+======================  ===========  =====================================================
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from imacsr_cli.errors import (
+    EXIT_BAD_SPEC,
+    EXIT_CRASH,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_NONFINITE,
+    EXIT_OK,
+    EXIT_OOM,
+)
+
+# Reasons a retry can cure: the run itself is fine, its circumstances were not.
+RETRYABLE = frozenset({"interrupted", "orphaned", "oom"})
+
+Verdict = Literal["succeeded", "failed", "requeue", "cancelled"]
+
+_BY_EXIT = {
+    EXIT_CRASH: "crashed",
+    EXIT_BAD_SPEC: "bad_spec",
+    EXIT_NONFINITE: "nonfinite",
+    EXIT_OOM: "oom",
+    EXIT_LOCKED: "locked",
+    EXIT_INTERRUPTED: "interrupted",
+}
+# The trainer's end-event reasons, in the store's vocabulary.
+_END_REASON = {"crash": "crashed", "oom": "oom", "nonfinite": "nonfinite", "interrupted": "interrupted",
+               "locked": "locked", "bad_spec": "bad_spec"}
+
+LOG_TAIL_LINES = 12
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    reason: str | None  # None only for success
+    message: str
+    exit_code: int | None
+
+    @property
+    def retryable(self) -> bool:
+        return self.verdict == "failed" and self.reason in RETRYABLE
+
+
+def classify(
+    exit_code: int | None,
+    *,
+    result_exists: bool,
+    end_event: dict[str, Any] | None = None,
+    log_tail: list[str] | None = None,
+    timed_out: str | None = None,
+    stopped: bool = False,
+    cancelled: bool = False,
+) -> Outcome:
+    """The outcome of one trainer attempt.
+
+    ``timed_out``: the scheduler killed it for making no progress (the text says how long).
+    ``stopped``: the scheduler stopped it because it is shutting down (Ctrl-C, SIGTERM).
+    ``cancelled``: the user cancelled the run (imacsr runs cancel).
+    """
+    if result_exists:
+        return Outcome("succeeded", None, "", exit_code)
+    end = end_event or {}
+    end_msg = str(end.get("message") or "").strip()
+    if cancelled:
+        return Outcome("cancelled", "cancelled", "cancelled by the user", exit_code)
+    if timed_out:
+        return Outcome("failed", "timeout", timed_out, exit_code)
+    if exit_code == EXIT_LOCKED:
+        return Outcome("requeue", "locked", end_msg or "RUN_DIR is locked by another trainer", exit_code)
+    if stopped:
+        return Outcome("requeue", "interrupted", "stopped by the scheduler (shutdown); resumes from its checkpoint",
+                       exit_code)
+
+    reason = _BY_EXIT.get(exit_code) if exit_code is not None else None
+    if reason is None and end.get("reason") in _END_REASON:
+        reason = _END_REASON[end["reason"]]
+    if exit_code == EXIT_OK:
+        reason = "crashed"
+        end_msg = "exited 0 without writing result.json"
+    if reason is None:
+        reason = "crashed"
+    if reason == "crashed":
+        return Outcome("failed", "crashed", _crash_message(exit_code, end_msg, log_tail or []), exit_code)
+    return Outcome("failed", reason, end_msg or _default_message(reason, exit_code), exit_code)
+
+
+def _default_message(reason: str, exit_code: int | None) -> str:
+    return {
+        "bad_spec": "bad spec or missing data (see train.log)",
+        "nonfinite": "loss became NaN or inf",
+        "oom": "out of memory",
+        "interrupted": "interrupted (SIGTERM/SIGINT from outside the scheduler)",
+    }.get(reason, f"exit code {exit_code}")
+
+
+def describe_exit(exit_code: int | None) -> str:
+    if exit_code is None:
+        return "no exit code"
+    if exit_code < 0:
+        try:
+            name = signal.Signals(-exit_code).name
+        except ValueError:
+            name = f"signal {-exit_code}"
+        hint = " (the kernel's OOM killer sends this)" if -exit_code == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return f"exit code {exit_code}"
+
+
+def _crash_message(exit_code: int | None, end_msg: str, tail: list[str]) -> str:
+    head = describe_exit(exit_code) + (f": {end_msg}" if end_msg else "")
+    if not tail:
+        return head
+    return head + "\n" + "\n".join(tail)
+
+
+def tail_lines(path: Path, n: int = LOG_TAIL_LINES, max_bytes: int = 16384, after: str | None = None,
+               since: int = 0) -> list[str]:
+    """The last ``n`` non-empty lines of a text file ([] when missing).
+
+    ``since``: only what was written after this byte offset (one attempt's part of an appended log).
+    ``after``: only lines after the last line starting with this marker (one launch's output).
+    """
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            start = max(since, size - max_bytes)
+            fh.seek(start)
+            data = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    lines = [ln.rstrip() for ln in data.splitlines()]
+    if start > since and lines:
+        lines = lines[1:]  # probably cut mid-line
+    if after is not None:
+        marks = [i for i, ln in enumerate(lines) if ln.startswith(after)]
+        if marks:
+            lines = lines[marks[-1] + 1:]
+    return [ln for ln in lines if ln.strip()][-n:]

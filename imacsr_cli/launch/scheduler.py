@@ -1,0 +1,617 @@
+"""Scheduler: claim → submit → watch → record, until the runs of one grid are finished.
+
+One loop, one thread, no blocking calls but short database writes: every ``poll`` seconds it
+
+1. fills each free slot with a run claimed atomically from the store (a run whose RUN_DIR already
+   holds result.json is ingested as succeeded instead of trained again: the result file is the truth);
+2. tails each active run's events.jsonl and records every finished epoch (Store.record_epoch), so
+   ``imacsr status`` elsewhere is live;
+3. classifies each trainer that exited (classify.py) and finishes, retries or requeues its run;
+4. kills a trainer that made no progress for ``timeout`` seconds (no new event: heartbeat silence
+   counts as a hang);
+5. renews its lease on the runs it owns (Store.heartbeat) and reclaims runs whose owner is gone
+   (Store.reclaim_orphans: dead scheduler pid on this host, or a heartbeat older than the lease).
+
+Why kill -9 of the scheduler loses nothing and trains nothing twice:
+
+- metrics reach the database as each epoch ends, and re-ingesting an epoch is idempotent;
+- the trainers notice their parent is gone (IMACSR_PARENT_PID) and stop with their checkpoint intact;
+- the next scheduler reclaims the dead owner's runs (pid check) and resumes them from the checkpoint;
+  a run whose result.json exists is ingested, not retrained (the trainer, too, exits at once then);
+- the trainer's flock on RUN_DIR means two trainers never write one directory: a second one exits 5
+  ("locked"), and the run goes back to the queue for a few seconds instead of failing.
+
+The scheduler prints nothing: it reports to an ``Observer`` (the CLI renders it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imacsr_cli.errors import ImacsrError
+from imacsr_cli.launch.classify import Outcome, classify, tail_lines
+from imacsr_cli.launch.executor import Executor, Job, Slot, pid_alive, stdout_path, trainer_of
+from imacsr_cli.spec.paths import RunPaths
+from imacsr_cli.store import NotOwner, RunRecord, Store
+from imacsr_cli.train.events import HEARTBEAT_SECONDS, read_events
+
+LAUNCH_MARK = "--- "  # executor.py starts each launch's section of trainer.out with it
+LOCKED_HOLD_S = 3.0  # how long a run whose RUN_DIR was locked waits before it is claimed again
+LOCKED_KILL_AFTER = 4  # after this many "locked" exits in a row, SIGKILL the stray local trainer
+
+
+@dataclass
+class ActiveRun:
+    """A run whose trainer this scheduler started, as the display shows it."""
+
+    run: RunRecord
+    job: Job
+    paths: RunPaths
+    attempt: int
+    launched: float  # time.time() at submit
+    log_offset: int  # size of train.log at launch: this attempt's lines come after it
+    offset: int = 0  # read position in events.jsonl
+    last_progress: float = field(default_factory=time.monotonic)
+    epochs: int = 0
+    epoch: int = 0  # last finished epoch
+    current: int = 0  # epoch in progress (1-based)
+    step: int = 0
+    steps: int = 0
+    phase: str = "starting"
+    loss: float | None = None
+    miou: float | None = None
+    resumed_from: int | None = None
+    started_at: float | None = None  # time of this attempt's start event
+    end: dict[str, Any] | None = None
+    stop_reason: str | None = None  # shutdown | timeout | lost
+    stop_at: float = 0.0  # monotonic time of the SIGTERM
+    killed: bool = False
+    timeout_msg: str | None = None
+    recorded: bool = False  # its success is in the database already (the process may still be exiting)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def slot(self) -> Slot:
+        return self.job.slot
+
+    def fraction(self) -> float:
+        """How much of the run is done (0..1), counting the epoch in progress."""
+        if not self.epochs:
+            return 0.0
+        partial = self.step / self.steps if self.steps and self.current > self.epoch else 0.0
+        return min(1.0, (self.epoch + partial) / self.epochs)
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left, from this attempt's pace (a resumed run's earlier epochs do not count)."""
+        if self.started_at is None or not self.epochs:
+            return None
+        now = time.time() if now is None else now
+        start_fraction = (self.resumed_from or 0) / self.epochs
+        done = self.fraction() - start_fraction
+        if done <= 0:
+            return None
+        return (now - self.started_at) * (1.0 - self.fraction()) / done
+
+
+class Observer:
+    """What the scheduler reports. Every method is a no-op here; the CLI overrides what it renders."""
+
+    def launched(self, active: ActiveRun) -> None:
+        """A trainer was started for ``active`` (attempt ``active.attempt``)."""
+
+    def started(self, active: ActiveRun) -> None:
+        """The trainer's start event arrived (``active.resumed_from`` > 0 for a resumed run)."""
+
+    def epoch(self, active: ActiveRun) -> None:
+        """An epoch finished and was recorded."""
+
+    def finished(self, run_id: str, outcome: Outcome, note: str = "") -> None:
+        """A run ended for this invocation: succeeded, failed, cancelled, or went back to the queue
+        (``outcome.verdict == "requeue"``); ``note`` says what happens next ("retry 1/2"...)."""
+
+    def note(self, text: str, run_id: str | None = None) -> None:
+        """Anything else worth a line: reclaimed orphans, ingested results, stopping..."""
+
+    def tick(self, counts: dict[str, int], active: list[ActiveRun]) -> None:
+        """Called about once a second with the grid's counts by state and the active runs."""
+
+
+@dataclass
+class GridOutcome:
+    counts: dict[str, int]  # Store.plan(grid) at the end
+    stopped_by: int | None = None  # the signal that stopped the scheduler, if one did
+
+    @property
+    def exit_code(self) -> int:
+        if self.stopped_by is not None:
+            return 128 + self.stopped_by  # 130 for SIGINT, 143 for SIGTERM: the shell convention
+        total = self.counts.get("total", 0)
+        return 0 if self.counts.get("succeeded", 0) == total else 1
+
+
+class Scheduler:
+    """Runs the queued runs of ``grid`` on ``executor``'s slots until none is queued or running."""
+
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        grid: str,
+        runs_dir: str | Path,
+        *,
+        timeout: float | None = None,
+        retries: int = 0,
+        lease: float = 60.0,
+        grace: float = 10.0,
+        poll: float = 0.2,
+        observer: Observer | None = None,
+    ):
+        if timeout is not None and timeout < 2 * HEARTBEAT_SECONDS:
+            # The trainer writes a heartbeat every HEARTBEAT_SECONDS at most; a shorter timeout would
+            # kill healthy runs between two heartbeats.
+            raise ImacsrError(f"--timeout must be at least {2 * HEARTBEAT_SECONDS:g} s (trainers report every "
+                              f"{HEARTBEAT_SECONDS:g} s), got {timeout:g}")
+        if lease < 3 * poll or lease <= 0:
+            raise ImacsrError(f"--lease must be at least a few seconds, got {lease:g}")
+        if retries < 0:
+            raise ImacsrError(f"--retries must be >= 0, got {retries}")
+        self.store = store
+        self.executor = executor
+        self.grid = grid
+        self.runs_dir = Path(runs_dir).absolute()  # stored in runs.run_dir: valid from any directory
+        self.timeout = timeout
+        self.retries = retries
+        self.lease = lease
+        self.grace = grace
+        self.poll = poll
+        self.observer = observer or Observer()
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        # host:pid identifies the process for people; the token makes a restarted pid a new owner.
+        self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:6]}"
+        self.active: dict[int, ActiveRun] = {}  # slot index → run
+        self._hold: dict[str, float] = {}  # run_id → monotonic time before which it is not claimed
+        self._locked: dict[str, int] = {}  # run_id → "locked" exits in a row
+        self._oom_gpu: dict[str, str] = {}  # run_id → GPU of its last OOM (retried on another GPU)
+        self._stop_signal: int | None = None
+        self._force = False
+        self._stopping = False
+        # Heartbeats well inside the lease; at least every HEARTBEAT_SECONDS so NotOwner (a cancel or a
+        # reclaim) is noticed soon.
+        self._hb_every = min(lease / 3.0, HEARTBEAT_SECONDS)
+        self._reclaim_every = max(lease / 2.0, 1.0)
+        self._next_hb = 0.0
+        self._next_reclaim = 0.0
+        self._next_tick = 0.0
+        self._grid_ids: list[str] = []
+        self.launches = 0  # trainers started by this scheduler (tests and the benchmark read it)
+
+    # ---- control ----------------------------------------------------------------------------------
+    def request_stop(self, signum: int = signal.SIGINT) -> None:
+        """Stop launching, SIGTERM the trainers, requeue their runs, return. Safe in a signal handler
+        (it only sets flags); a second request SIGKILLs the trainers without waiting for the grace."""
+        if self._stop_signal is not None:
+            self._force = True
+        else:
+            self._stop_signal = signum
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def run(self) -> GridOutcome:
+        self._grid_ids = self.store.grid_run_ids(self.grid)
+        self._reclaim()
+        self._next_reclaim = time.monotonic() + self._reclaim_every
+        try:
+            while True:
+                if self._stop_signal is not None and not self._stopping:
+                    self._begin_stop()
+                if self._force:
+                    for a in self.active.values():
+                        if not a.killed:
+                            a.job.signal(signal.SIGKILL)
+                            a.killed = True
+                self._watch()
+                if not self._stopping:
+                    self._fill_slots()  # right after _watch: a slot freed now is filled now
+                self._periodic()
+                if not self.active:
+                    if self._stopping:
+                        break
+                    counts = self.store.plan(self.grid)
+                    if counts["queued"] == 0 and counts["running"] == 0:
+                        break
+                time.sleep(self.poll)
+        except BaseException:
+            # A bug or a database failure: never leave trainers behind that nobody watches.
+            self._emergency_stop()
+            raise
+        counts = self.store.plan(self.grid)
+        self.observer.tick(counts, [])
+        return GridOutcome(counts=counts, stopped_by=self._stop_signal)
+
+    def _begin_stop(self) -> None:
+        self._stopping = True
+        if self.active:
+            self.observer.note(f"stopping: SIGTERM to {len(self.active)} trainer(s), waiting up to "
+                               f"{self.grace:g} s (again to kill them now)")
+        for a in self.active.values():
+            self._stop(a, "shutdown")
+
+    def _stop(self, a: ActiveRun, reason: str) -> None:
+        if a.stop_reason is None:
+            a.stop_reason = reason
+            a.stop_at = time.monotonic()
+            a.job.signal(signal.SIGTERM)
+
+    def _emergency_stop(self) -> None:
+        for a in self.active.values():
+            a.job.signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        while time.monotonic() < deadline and any(a.job.poll() is None for a in self.active.values()):
+            time.sleep(0.1)
+        for a in self.active.values():
+            a.job.signal(signal.SIGKILL)
+            try:
+                if not a.paths.result.exists():
+                    self.store.requeue(a.run_id, self.owner, "interrupted", "scheduler error; resumes from its checkpoint")
+            except Exception:  # the database may be what failed; reclaim_orphans will catch up later
+                pass
+
+    # ---- 1. claim and launch ----------------------------------------------------------------------
+    def _fill_slots(self) -> None:
+        free = [s for s in self.executor.slots if s.index not in self.active]
+        # A read first: claiming is a write transaction, and idle schedulers should not queue on the lock.
+        if not free or not self.store.plan(self.grid)["queued"]:
+            return
+        for slot in free:
+            while slot.index not in self.active:
+                run = self._claim(slot)
+                if run is None:
+                    break  # nothing for this slot (another slot may still take a run it avoids)
+                self._launch(run, slot)  # an already finished run is ingested: claim again for this slot
+
+    def _claim(self, slot: Slot) -> RunRecord | None:
+        now = time.monotonic()
+        self._hold = {r: t for r, t in self._hold.items() if t > now}
+        avoid = set(self._hold)
+        if slot.gpu is not None and any(s.gpu != slot.gpu for s in self.executor.slots):
+            # An OOM is retried on another GPU when there is one (it may have more memory free); on the
+            # CPU every slot shares the same memory, so there is nothing to avoid.
+            avoid |= {r for r, gpu in self._oom_gpu.items() if gpu == slot.gpu}
+        if not avoid:
+            return self.store.claim(self.owner, host=self.host, pid=self.pid, grid=self.grid)
+        allowed = [r for r in self._grid_ids if r not in avoid]
+        if not allowed:
+            return None
+        return self.store.claim(self.owner, host=self.host, pid=self.pid, grid=self.grid, run_ids=allowed)
+
+    def _launch(self, run: RunRecord, slot: Slot) -> None:
+        paths = RunPaths.of(self.runs_dir, run.run_id)
+        if paths.result.exists():
+            self._ingest_result(run, paths)
+            return
+        try:
+            _write_spec(paths, run.spec_json)
+            log_offset = paths.log.stat().st_size if paths.log.exists() else 0
+            job = self.executor.submit(run.run_id, paths, slot)
+        except OSError as exc:
+            self._finish(run.run_id, Outcome("failed", "crashed", f"cannot start the trainer: {exc}", None))
+            return
+        self.launches += 1
+        a = ActiveRun(run=run, job=job, paths=paths, attempt=run.attempts, launched=job.started,
+                      log_offset=log_offset, epochs=run.epochs, epoch=run.epoch)
+        self.active[slot.index] = a
+        try:
+            self.store.mark_started(run.run_id, self.owner, trainer_pid=job.pid, slot=slot.name, run_dir=paths.root)
+        except NotOwner:  # cancelled between claim and launch
+            self._stop(a, "lost")
+        self.observer.launched(a)
+
+    def _ingest_result(self, run: RunRecord, paths: RunPaths) -> None:
+        """A previous trainer finished this run but nobody recorded it (its scheduler died)."""
+        events, _ = read_events(paths.events, 0)
+        try:
+            for ev in events:
+                if ev.get("event") == "epoch":
+                    self._record_epoch(run.run_id, ev)
+        except NotOwner:
+            return
+        self._finish(run.run_id, Outcome("succeeded", None, "result.json found: ingested without training", 0))
+
+    # ---- 2. watch ---------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        for index, a in list(self.active.items()):
+            self._read_events(a)
+            code = a.job.poll()
+            if code is None:
+                self._record_early_success(a)
+                self._check_progress(a)
+                continue
+            self._read_events(a)  # whatever it wrote last
+            del self.active[index]
+            if not a.recorded:
+                self._conclude(a, code)
+
+    def _record_early_success(self, a: ActiveRun) -> None:
+        """Record a success as soon as the trainer says so and result.json exists, not when the process
+        has exited (interpreter teardown takes a while): `imacsr status` is that much more current.
+        The slot stays busy until the process is gone."""
+        if (a.recorded or a.end is None or a.end.get("status") != "succeeded" or a.stop_reason == "lost"
+                or not a.paths.result.exists()):
+            return
+        a.recorded = True
+        self._finish(a.run_id, Outcome("succeeded", None, "", int(a.end.get("exit_code") or 0)))
+
+    def _read_events(self, a: ActiveRun) -> None:
+        events, a.offset = read_events(a.paths.events, a.offset)
+        for ev in events:
+            kind = ev.get("event")
+            current = float(ev.get("time") or 0.0) >= a.launched - 1.0  # not from an earlier attempt
+            if current:
+                a.last_progress = time.monotonic()
+            if kind == "epoch":
+                if a.stop_reason != "lost":
+                    try:
+                        self._record_epoch(a.run_id, ev)
+                    except NotOwner:
+                        self._lost(a)
+                a.epoch = max(a.epoch, int(ev.get("epoch") or 0))
+                a.epochs = int(ev.get("epochs") or a.epochs)
+                a.loss = (ev.get("train") or {}).get("loss", a.loss)
+                a.miou = (ev.get("val") or {}).get("mIoU", a.miou)
+                if current:
+                    self.observer.epoch(a)
+            elif not current:
+                continue
+            elif kind == "start":
+                a.resumed_from = int(ev.get("resumed_from") or 0)
+                a.epoch = a.resumed_from
+                a.epochs = int(ev.get("epochs") or a.epochs)
+                a.started_at = float(ev["time"])
+                a.phase = "train"
+                self.observer.started(a)
+            elif kind == "heartbeat":
+                a.current = int(ev.get("epoch") or a.current)
+                a.step = int(ev.get("step") or 0)
+                a.steps = int(ev.get("steps") or 0)
+                a.phase = str(ev.get("phase") or "train")
+                if ev.get("loss") is not None:
+                    a.loss = ev["loss"]
+            elif kind == "end":
+                a.end = ev
+
+    def _record_epoch(self, run_id: str, ev: dict[str, Any]) -> None:
+        self.store.record_epoch(run_id, self.owner, int(ev["epoch"]), ev.get("train") or {}, ev.get("val") or {},
+                                epochs=ev.get("epochs"))
+
+    def _check_progress(self, a: ActiveRun) -> None:
+        now = time.monotonic()
+        if a.stop_reason is not None:
+            if not a.killed and now - a.stop_at > self.grace:
+                a.job.signal(signal.SIGKILL)
+                a.killed = True
+            return
+        if self.timeout is not None and now - a.last_progress > self.timeout:
+            a.timeout_msg = (f"no progress for {self.timeout:g} s (no event in events.jsonl; "
+                             f"last phase {a.phase}, epoch {a.current or a.epoch}/{a.epochs or '?'})")
+            self._stop(a, "timeout")
+
+    def _lost(self, a: ActiveRun) -> None:
+        """The store says we do not own the run any more (cancelled, or reclaimed after a stall)."""
+        if a.stop_reason in (None, "timeout"):
+            try:
+                state = self.store.get(a.run_id).state
+            except ImacsrError:
+                state = "gone"
+            why = "cancelled" if state == "cancelled" else f"taken from this scheduler (now {state})"
+            self.observer.note(f"{why}: stopping its trainer", a.run_id)
+            a.stop_reason = None  # a timeout no longer matters: the run is not ours to record
+            self._stop(a, "lost")
+
+    # ---- 3. conclude ------------------------------------------------------------------------------
+    def _conclude(self, a: ActiveRun, code: int) -> None:
+        if a.stop_reason == "lost":
+            # Not ours any more: no writes. If it had finished, result.json is there for the next owner.
+            self._report_not_ours(a.run_id, code)
+            return
+        end = a.end if a.end and float(a.end.get("time") or 0) >= a.launched - 1.0 else None
+        tail = tail_lines(a.paths.log, since=a.log_offset) or tail_lines(stdout_path(a.paths), after=LAUNCH_MARK)
+        outcome = classify(
+            code,
+            result_exists=a.paths.result.exists(),
+            end_event=end,
+            log_tail=tail,
+            timed_out=a.timeout_msg,
+            stopped=a.stop_reason == "shutdown",
+        )
+        if outcome.verdict == "requeue" and outcome.reason == "locked":
+            self._on_locked(a)
+        else:
+            self._locked.pop(a.run_id, None)
+        if outcome.verdict == "failed" and outcome.retryable:
+            spent, budget = self._retries_spent(a.run_id), self.retries
+            if spent < budget:
+                if outcome.reason == "oom" and a.slot.gpu is not None:
+                    self._oom_gpu[a.run_id] = a.slot.gpu
+                note = f"retry {spent + 1}/{budget}"
+                try:
+                    self.store.requeue(a.run_id, self.owner, outcome.reason or "crashed",
+                                       f"{note} after {outcome.reason}: {outcome.message}")
+                except NotOwner:
+                    self._report_not_ours(a.run_id, code)
+                    return
+                self._report(a.run_id, Outcome("requeue", outcome.reason, outcome.message, code), note)
+                return
+        self._finish(a.run_id, outcome)
+
+    def _report_not_ours(self, run_id: str, code: int | None) -> None:
+        try:
+            state = self.store.get(run_id).state
+        except ImacsrError:
+            state = "gone"
+        if state == "cancelled":
+            self._report(run_id, Outcome("cancelled", "cancelled", "cancelled by the user", code))
+        else:
+            self.observer.note(f"taken from this scheduler (now {state}); nothing recorded", run_id)
+
+    def _on_locked(self, a: ActiveRun) -> None:
+        """Another trainer holds RUN_DIR. If it is a local trainer nobody watches (its scheduler died and
+        the parent watch has not fired yet, or it ignores it), end it: we own the run now."""
+        n = self._locked.get(a.run_id, 0) + 1
+        self._locked[a.run_id] = n
+        self._hold[a.run_id] = time.monotonic() + LOCKED_HOLD_S
+        holder = _lock_holder(a.paths)
+        if holder and holder != a.job.pid and trainer_of(holder, a.paths.root):
+            sig = signal.SIGKILL if n >= LOCKED_KILL_AFTER else signal.SIGTERM
+            try:
+                os.kill(holder, sig)
+                self.observer.note(f"RUN_DIR held by an unwatched trainer (pid {holder}): sent {sig.name}", a.run_id)
+            except OSError:
+                pass
+
+    def _retries_spent(self, run_id: str) -> int:
+        """Retries this run used since it was enqueued or last retried by hand (from its events, so the
+        budget survives a scheduler restart)."""
+        try:
+            events = self.store.run(run_id, events=1000)["events"]
+        except ImacsrError:
+            return self.retries
+        spent = 0
+        for ev in events:
+            if ev["kind"] == "retried":
+                spent = 0
+            elif ev["kind"] == "requeued" and str(ev.get("detail") or "").startswith("retry "):
+                spent += 1
+        return spent
+
+    def _finish(self, run_id: str, outcome: Outcome) -> None:
+        try:
+            if outcome.verdict == "succeeded":
+                paths = RunPaths.of(self.runs_dir, run_id)
+                try:
+                    result = json.loads(paths.result.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    outcome = Outcome("failed", "crashed", f"result.json unreadable: {exc}", outcome.exit_code)
+                else:
+                    self.store.finish(run_id, self.owner, "succeeded", message=outcome.message or None,
+                                      exit_code=outcome.exit_code, final=result)
+                    self._report(run_id, outcome)
+                    return
+            if outcome.verdict == "requeue":
+                self.store.requeue(run_id, self.owner, outcome.reason or "interrupted", outcome.message)
+            else:
+                self.store.finish(run_id, self.owner, "failed", reason=outcome.reason, message=outcome.message,
+                                  exit_code=outcome.exit_code)
+        except NotOwner:
+            self._report_not_ours(run_id, outcome.exit_code)
+            return
+        self._report(run_id, outcome)
+
+    def _report(self, run_id: str, outcome: Outcome, note: str = "") -> None:
+        # Fresh counts first, so the observer's "[done/total]" includes this run.
+        self.observer.tick(self.store.plan(self.grid), list(self.active.values()))
+        self.observer.finished(run_id, outcome, note)
+
+    # ---- 5. leases, orphans, display --------------------------------------------------------------
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_hb:
+            self._next_hb = now + self._hb_every
+            for a in list(self.active.values()):
+                if a.stop_reason == "lost" or a.recorded:
+                    continue
+                try:
+                    self.store.heartbeat(a.run_id, self.owner)
+                except NotOwner:
+                    self._lost(a)
+        if now >= self._next_reclaim and not self._stopping:
+            self._next_reclaim = now + self._reclaim_every
+            self._reclaim()
+        if now >= self._next_tick:
+            self._next_tick = now + 1.0
+            self.observer.tick(self.store.plan(self.grid), list(self.active.values()))
+
+    def _reclaim(self) -> None:
+        for run_id in self.store.reclaim_orphans(self.lease, pid_alive, host=self.host):
+            self.observer.note("reclaimed: its scheduler is gone; it resumes from its checkpoint", run_id)
+
+
+def orphaned(store: Store, run_ids: list[str], lease: float, host: str | None = None) -> list[str]:
+    """Which of ``run_ids`` are running under an owner that is gone (what ``reclaim_orphans`` would take
+    back), without changing anything: for a plan that tells "running elsewhere" from "orphaned"."""
+    host = host or socket.gethostname()
+    wanted = set(run_ids)
+    running = [r for r in store.runs_frame(states=["running"])["run_id"] if r in wanted]
+    now = time.time()
+    out = []
+    for run_id in running:
+        rec = store.get(run_id)
+        if rec.host == host and rec.owner_pid is not None and not pid_alive(rec.owner_pid):
+            out.append(run_id)
+        elif rec.heartbeat_at is None or now - rec.heartbeat_at > lease:
+            out.append(run_id)
+    return out
+
+
+def missing_data(specs: list[Any]) -> list[str]:
+    """Plan-time check that every dataset the runs read has a root that exists, one line per cause
+    ("3 runs need dataset 'cityscapes' at /data/cityscapes, which does not exist"), so a grid fails at
+    once rather than one trainer at a time. Generated datasets (synthetic) need nothing."""
+    from collections import Counter
+
+    from imacsr_cli.data import registry as data_registry
+    from imacsr_cli.errors import DataError
+
+    causes: Counter[tuple[str, str, str]] = Counter()  # (dataset, root, error) → runs
+    for spec in specs:
+        try:
+            root = data_registry.data_root(spec.data)
+        except DataError as exc:
+            causes[(spec.data.name, "", str(exc))] += 1
+            continue
+        if root is not None and not root.is_dir():
+            causes[(spec.data.name, str(root), "")] += 1
+    lines = []
+    for (name, root, error), n in causes.items():
+        runs = f"{n} run{'s' if n != 1 else ''}"
+        if error:
+            lines.append(f"{runs}: {error}")
+        else:
+            lines.append(f"{runs} need{'s' if n == 1 else ''} dataset {name!r} at {root}, which does not exist "
+                         f"(set data.root or IMACSR_DATA)")
+    return lines
+
+
+def _write_spec(paths: RunPaths, spec_json: str) -> None:
+    """RUN_DIR/spec.json from the database's spec (atomically; left alone when already equal)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    try:
+        if paths.spec.read_text(encoding="utf-8") == spec_json:
+            return
+    except OSError:
+        pass
+    tmp = paths.spec.with_name(f".spec.json.{os.getpid()}.tmp")
+    tmp.write_text(spec_json, encoding="utf-8")
+    os.replace(tmp, paths.spec)
+
+
+def _lock_holder(paths: RunPaths) -> int | None:
+    """The pid the trainer holding RUN_DIR/.lock wrote into it (None if unreadable)."""
+    try:
+        text = paths.lock.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+__all__ = ["ActiveRun", "GridOutcome", "Observer", "Scheduler", "orphaned"]

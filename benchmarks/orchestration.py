@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "launch"))
 
 from imacsr_cli.launch import LocalExecutor, Observer, Scheduler, plan_slots  # noqa: E402
 from imacsr_cli.launch.scheduler import ActiveRun  # noqa: E402
@@ -31,25 +32,7 @@ from imacsr_cli.spec.grid import GridSpec  # noqa: E402
 from imacsr_cli.spec.paths import RunPaths  # noqa: E402
 from imacsr_cli.store import Store  # noqa: E402
 from imacsr_cli.train.events import read_events  # noqa: E402
-
-GRID = """
-[grid]
-name = "bench"
-seeds = {seeds}
-
-[base]
-model.name = "deeplabv3plus"
-data.name = "synthetic"
-data.train_size = [32, 32]
-data.eval_size = [32, 32]
-data.num_train = 4
-data.num_val = 2
-train.epochs = 1
-train.batch_size = 2
-points.count = 2
-points.position = "input"
-points.spacing = 1
-"""
+from orchhelp import grid_file  # noqa: E402  (the orchestration tests' tiny grid)
 
 
 class Clock(Observer):
@@ -102,8 +85,7 @@ def main() -> None:
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        grid_path = Path(tmp) / "bench.toml"
-        grid_path.write_text(GRID.format(seeds=list(range(args.runs))))
+        grid_path = grid_file(Path(tmp), "bench", seeds=tuple(range(args.runs)), epochs=1)
         grid = GridSpec.load(grid_path)
         rows = grid.valid_rows()
         base = Store.open(f"sqlite:///{tmp}/imacsr.db")

@@ -40,7 +40,7 @@ def run_grid(
     from imacsr_cli.errors import ImacsrError, NotFound, RunFailed, SpecError
     from imacsr_cli.launch import LocalExecutor, Scheduler, parse_gpus, plan_slots
     from imacsr_cli.launch.executor import available_cores
-    from imacsr_cli.launch.scheduler import missing_data, orphaned
+    from imacsr_cli.launch.plan import missing_data, orphaned
     from imacsr_cli.spec.grid import GridSpec
     from imacsr_cli.store import Store
     from imacsr_cli.train.events import HEARTBEAT_SECONDS

@@ -93,12 +93,12 @@ def report(
 def _print_report(result: Any, fmt: str, skipped: list[str]) -> None:
     """One table or figure in JSON is its object; several are {"tables": [...], "figures": [...]}."""
     from imacsr_cli.report import figures as figs
-    from imacsr_cli.report import tables as tabs
+    from imacsr_cli.report import renderers
 
     if fmt == "json":
-        items = [tabs.to_dict(t) for t in result.tables] + [figs.to_dict(f) for f in result.figures]
+        items = [renderers.to_dict(t) for t in result.tables] + [figs.to_dict(f) for f in result.figures]
         doc: Any = items[0] if len(items) == 1 and not skipped else {
-            "tables": [tabs.to_dict(t) for t in result.tables],
+            "tables": [renderers.to_dict(t) for t in result.tables],
             "figures": [figs.to_dict(f) for f in result.figures], "skipped": skipped}
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
@@ -107,7 +107,7 @@ def _print_report(result: Any, fmt: str, skipped: list[str]) -> None:
 
         console = Console()
         for t in result.tables:
-            console.print(tabs.rich_table(t))
+            console.print(renderers.rich_table(t))
         for f in result.figures:
             console.print(figs.rich_figure(f))
         if result.figures:
@@ -115,7 +115,7 @@ def _print_report(result: Any, fmt: str, skipped: list[str]) -> None:
         for line in skipped:
             console.print(line)
         return
-    texts = [tabs.render(t, fmt) for t in result.tables] + [figs.render(f, fmt) for f in result.figures]
+    texts = [renderers.render(t, fmt) for t in result.tables] + [figs.render(f, fmt) for f in result.figures]
     typer.echo("\n".join(texts), nl=False)
     for line in skipped:
         typer.echo(line, err=fmt in ("csv",))
@@ -155,7 +155,7 @@ def _print_explanation(ex: Any, fmt: str) -> None:
             t.add_row(*[str(v) for v in row])
         Console().print(t)
         return
-    from imacsr_cli.report.tables import md_table
+    from imacsr_cli.report.renderers import md_table
 
     lines = [ex.summary(), ""]
     if len(frame):

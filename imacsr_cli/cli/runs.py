@@ -39,7 +39,6 @@ def show(
     runs_dir: Path = _RUNS_DIR,
 ) -> None:
     """A run's spec, state, metrics, files and last events."""
-    from imacsr_cli.launch.executor import stdout_path
     from imacsr_cli.spec.paths import RunPaths
     from imacsr_cli.store import Store
 
@@ -83,8 +82,9 @@ def show(
         out += ["", "train loss by epoch: " + "  ".join(f"{int(e)}: {v:.4f}" for e, v in
                                                         zip(metrics["epoch"], metrics["value"]))]
     out += ["", "files:"]
-    files = [(name, getattr(paths, name)) for name in ("root", "spec", "events", "checkpoint", "result", "log")]
-    for name, p in files + [("stdout", stdout_path(paths))]:
+    files = [(name, getattr(paths, name))
+             for name in ("root", "spec", "events", "checkpoint", "result", "log", "stdout")]
+    for name, p in files:
         out.append(f"  {name + ':':<12}{p}{'' if p.exists() else '  (missing)'}")
     if r["events"]:
         out += ["", f"events (last {len(r['events'])}):"]

@@ -27,17 +27,16 @@ specs/datasets.md §2.1 and §2.3).
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
 import numpy as np
 
-from imacsr_cli.data.files import SPLITS_DIR, Sample, Scan, require_dir, require_root, sorted_entries
+from imacsr_cli.data.files import SPLITS_DIR, Sample, Scan, pair_by_name, require_dir, require_root
 from imacsr_cli.data.labels import ColourCodec, LabelCodec, read_gray_ids, read_rgb_array
-from imacsr_cli.data.paired import Reader, build_dataset
-from imacsr_cli.data.registry import IGNORE_INDEX, DatasetEntry, DatasetInfo, register
-from imacsr_cli.data.splits import SPLIT_SEED, SplitLists, persisted, proportional, random_split
+from imacsr_cli.data.paired import Reader, register_reader
+from imacsr_cli.data.registry import IGNORE_INDEX, DatasetInfo
+from imacsr_cli.data.splits import SplitLists, pooled_split
 from imacsr_cli.errors import DataError
 from imacsr_cli.spec.runspec import DataSpec
 
@@ -125,26 +124,7 @@ class CamVidReader(Reader):
             require_dir(self.name, root, d, expected)
         scan = Scan(self.name, root, "segnet")
         for group in SEGNET_GROUPS:
-            names: set[str] = set()
-            dirs, files = sorted_entries(root / group)
-            scan.stray += dirs
-            for path in files:
-                if path.suffix.lower() != ".png":
-                    scan.stray.append(path)
-                    continue
-                label = root / f"{group}annot" / path.name
-                if label.is_file():
-                    scan.samples.append(Sample(path.stem, path, label, group))
-                    names.add(path.name)
-                else:
-                    scan.missing_labels.append((path, label))
-            dirs, files = sorted_entries(root / f"{group}annot")
-            scan.stray += dirs
-            for path in files:
-                if path.suffix.lower() != ".png":
-                    scan.stray.append(path)
-                elif path.name not in names:
-                    scan.unpaired_labels.append(path)
+            pair_by_name(scan, root / group, root / f"{group}annot", group)
         return scan
 
     def _scan_full(self, root: Path) -> Scan:
@@ -184,16 +164,7 @@ class CamVidReader(Reader):
     def split(self, scan: Scan, protocol: str, write: bool = True) -> SplitLists:
         stems = [s.stem for s in scan.samples]
         if protocol == "paper":
-            n_val = proportional(len(stems), *PAPER_TEST) if len(stems) > 1 else 0
-            if n_val < 1:
-                raise DataError(f"camvid root {scan.root}: {len(stems)} frames, too few for a train/test split")
-            return persisted(
-                scan.root, self.name, "paper", SPLIT_SEED, stems,
-                lambda pool: random_split(pool, n_val, SPLIT_SEED),
-                rule=f"all frames pooled, seeded shuffle (sha256 order, seed {SPLIT_SEED}), "
-                f"{len(stems) - n_val} train / {n_val} test",
-                write=write,
-            )
+            return pooled_split(scan.root, self.name, stems, PAPER_TEST, write=write)
         held_out = {"segnet": "test", "segnet-val": "val"}.get(protocol)
         if held_out is None:
             raise DataError(f"camvid: unknown split {protocol!r}; expected paper, segnet or segnet-val")
@@ -209,22 +180,12 @@ class CamVidReader(Reader):
 
 READER = CamVidReader()
 
-register(
-    DatasetEntry(
-        name="camvid",
-        info=READER.info,
-        build=functools.partial(build_dataset, READER),
-        defaults={
-            "split": "paper",
-            "classes": "camvid11",
-            "train_size": (720, 960),
-            "eval_size": (720, 960),
-            "scale_range": (0.5, 2.0),
-            "num_train": 0,
-            "num_val": 0,
-        },
-        splits=("paper", "segnet", "segnet-val"),
-        class_sets=("camvid11",),
-        description="CamVid 701 frames, 11 classes; paper split 600/101 (SegNet or full-resolution layout)",
-    )
+register_reader(
+    READER,
+    split="paper",
+    classes="camvid11",
+    train_size=(720, 960),
+    splits=("paper", "segnet", "segnet-val"),
+    class_sets=("camvid11",),
+    description="CamVid 701 frames, 11 classes; paper split 600/101 (SegNet or full-resolution layout)",
 )

@@ -24,8 +24,8 @@ import numpy as np
 
 from imacsr_cli.data.files import Sample, Scan, require_dir, require_root, sorted_entries
 from imacsr_cli.data.labels import LabelCodec, read_gray_ids
-from imacsr_cli.data.paired import Reader, build_dataset
-from imacsr_cli.data.registry import IGNORE_INDEX, DatasetEntry, DatasetInfo, register
+from imacsr_cli.data.paired import Reader, register_reader
+from imacsr_cli.data.registry import IGNORE_INDEX, DatasetInfo
 from imacsr_cli.data.splits import SplitLists
 from imacsr_cli.errors import DataError
 from imacsr_cli.spec.runspec import DataSpec
@@ -118,22 +118,12 @@ class CityscapesReader(Reader):
 
 READER = CityscapesReader()
 
-register(
-    DatasetEntry(
-        name="cityscapes",
-        info=READER.info,
-        build=functools.partial(build_dataset, READER),
-        defaults={
-            "split": "standard",
-            "classes": "cityscapes19",
-            "train_size": (512, 1024),
-            "eval_size": (512, 1024),
-            "scale_range": (0.5, 2.0),
-            "num_train": 0,
-            "num_val": 0,
-        },
-        splits=("standard",),
-        class_sets=("cityscapes19",),
-        description="Cityscapes gtFine, 19 classes; train 2,975 / val 500 (root: leftImg8bit/, gtFine/)",
-    )
+register_reader(
+    READER,
+    split="standard",
+    classes="cityscapes19",
+    train_size=(512, 1024),
+    splits=("standard",),
+    class_sets=("cityscapes19",),
+    description="Cityscapes gtFine, 19 classes; train 2,975 / val 500 (root: leftImg8bit/, gtFine/)",
 )

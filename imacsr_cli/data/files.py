@@ -68,6 +68,33 @@ def sorted_entries(folder: Path) -> tuple[list[Path], list[Path]]:
     return dirs, files
 
 
+def pair_by_name(scan: Scan, images: Path, labels: Path, group: str, prefix: str = "") -> None:
+    """Add to ``scan`` the pairs of an image folder and a label folder whose files share names: each
+    PNG of ``images`` whose label ``labels/<same name>`` exists is a sample (stem ``prefix`` + image
+    stem, ``group``); one without it is a missing label; a PNG label without its image is unpaired;
+    anything else in either folder (sub-folders, other files) is stray."""
+    names: set[str] = set()
+    dirs, files = sorted_entries(images)
+    scan.stray += dirs
+    for path in files:
+        if path.suffix.lower() != ".png":
+            scan.stray.append(path)
+            continue
+        label = labels / path.name
+        if label.is_file():
+            scan.samples.append(Sample(f"{prefix}{path.stem}", path, label, group))
+            names.add(path.name)
+        else:
+            scan.missing_labels.append((path, label))
+    dirs, files = sorted_entries(labels)
+    scan.stray += dirs
+    for path in files:
+        if path.suffix.lower() != ".png":
+            scan.stray.append(path)
+        elif path.name not in names:
+            scan.unpaired_labels.append(path)
+
+
 def require_root(dataset: str, root: Path | None, expected: str) -> Path:
     """The root as a Path, or a DataError naming it and what should be under it."""
     if root is None:

@@ -2,11 +2,13 @@
 
 A reader (cityscapes.py, camvid.py, synthia.py) says how to find pairs (``scan``), how to decode
 labels (``codec``), how the protocol splits the stems (``split``) and what the classes are
-(``info``). ``build_dataset`` turns that into the torch Dataset the registry hands to the trainer.
+(``info``). ``build_dataset`` turns that into the torch Dataset the registry hands to the trainer;
+``register_reader`` registers such a dataset with the defaults every real dataset shares.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -14,7 +16,7 @@ from torch.utils.data import Dataset
 
 from imacsr_cli.data.files import Sample, Scan
 from imacsr_cli.data.labels import LabelCodec, read_rgb
-from imacsr_cli.data.registry import DatasetInfo
+from imacsr_cli.data.registry import DatasetEntry, DatasetInfo, register
 from imacsr_cli.data.splits import SplitLists
 from imacsr_cli.data.transforms import EvalTransform, TrainTransform, sample_rng
 from imacsr_cli.errors import DataError
@@ -101,3 +103,31 @@ def build_dataset(reader: Reader, spec: DataSpec, split: str, root: Path | None)
     else:
         transform = EvalTransform(spec.eval_size, spec.eval_native)
     return PairedDataset(samples, reader.codec(scan, spec.classes), transform)
+
+
+def register_reader(reader: Reader, *, split: str, classes: str, train_size: tuple[int, int],
+                    splits: tuple[str, ...], class_sets: tuple[str, ...], description: str,
+                    eval_size: tuple[int, int] | None = None) -> DatasetEntry:
+    """Register the on-disk dataset ``reader.name``: its class table is ``reader.info``, its datasets
+    ``build_dataset(reader, ...)``. Defaults filled into specs: ``split``, ``classes``, ``train_size``,
+    ``eval_size`` (default: the train size), and what every real dataset shares: scale range 0.5-2
+    and every file of each set (``num_train = num_val = 0``)."""
+    return register(
+        DatasetEntry(
+            name=reader.name,
+            info=reader.info,
+            build=functools.partial(build_dataset, reader),
+            defaults={
+                "split": split,
+                "classes": classes,
+                "train_size": train_size,
+                "eval_size": eval_size or train_size,
+                "scale_range": (0.5, 2.0),
+                "num_train": 0,
+                "num_val": 0,
+            },
+            splits=splits,
+            class_sets=class_sets,
+            description=description,
+        )
+    )

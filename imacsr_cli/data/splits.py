@@ -109,6 +109,22 @@ def persisted(
     raise DataError(f"{dataset}: cannot write the {protocol} split list ({'; '.join(errors)})")
 
 
+def pooled_split(root: Path, dataset: str, stems: list[str], test: tuple[int, int], write: bool = True) -> SplitLists:
+    """The "paper" split of a dataset whose paper pools every frame: ``test = (n, total)`` says n of its
+    total frames are the test set (for another number of stems, the same proportion), drawn by seeded
+    shuffle with ``SPLIT_SEED`` and persisted. DataError when there are too few stems for two sets."""
+    n_val = proportional(len(stems), *test) if len(stems) > 1 else 0
+    if n_val < 1:
+        raise DataError(f"{dataset} root {root}: {len(stems)} frames, too few for a train/test split")
+    return persisted(
+        root, dataset, "paper", SPLIT_SEED, stems,
+        lambda pool: random_split(pool, n_val, SPLIT_SEED),
+        rule=f"all frames pooled, seeded shuffle (sha256 order, seed {SPLIT_SEED}), "
+        f"{len(stems) - n_val} train / {n_val} test",
+        write=write,
+    )
+
+
 def _read(path: Path, dataset: str, protocol: str, seed: int | None, present: set[str]) -> SplitLists:
     try:
         body = json.loads(path.read_text())

@@ -27,17 +27,16 @@ Split protocols (both persisted, see splits.py):
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 
 import numpy as np
 
-from imacsr_cli.data.files import Sample, Scan, require_root, sorted_entries
+from imacsr_cli.data.files import Scan, pair_by_name, require_root, sorted_entries
 from imacsr_cli.data.labels import LabelCodec, read_red_channel
-from imacsr_cli.data.paired import Reader, build_dataset
-from imacsr_cli.data.registry import IGNORE_INDEX, DatasetEntry, DatasetInfo, register
-from imacsr_cli.data.splits import SPLIT_SEED, SplitLists, persisted, proportional, random_split
+from imacsr_cli.data.paired import Reader, register_reader
+from imacsr_cli.data.registry import IGNORE_INDEX, DatasetInfo
+from imacsr_cli.data.splits import SplitLists, persisted, pooled_split
 from imacsr_cli.errors import DataError
 from imacsr_cli.spec.runspec import DataSpec
 
@@ -80,26 +79,7 @@ class SynthiaSFReader(Reader):
             for sub in ("RGBLeft", "GTLeft"):
                 if not (seq / sub).is_dir():
                     raise DataError(f"synthiasf root {root}: missing {seq.name}/{sub} (expected {self.expected})")
-            names: set[str] = set()
-            dirs, files = sorted_entries(seq / "RGBLeft")
-            scan.stray += dirs
-            for path in files:
-                if path.suffix.lower() != ".png":
-                    scan.stray.append(path)
-                    continue
-                label = seq / "GTLeft" / path.name
-                if label.is_file():
-                    scan.samples.append(Sample(f"{seq.name}/{path.stem}", path, label, seq.name))
-                    names.add(path.name)
-                else:
-                    scan.missing_labels.append((path, label))
-            dirs, files = sorted_entries(seq / "GTLeft")
-            scan.stray += dirs
-            for path in files:
-                if path.suffix.lower() != ".png":
-                    scan.stray.append(path)
-                elif path.name not in names:
-                    scan.unpaired_labels.append(path)
+            pair_by_name(scan, seq / "RGBLeft", seq / "GTLeft", seq.name, prefix=f"{seq.name}/")
         return scan
 
     def codec(self, scan: Scan, classes: str) -> LabelCodec:
@@ -110,16 +90,7 @@ class SynthiaSFReader(Reader):
     def split(self, scan: Scan, protocol: str, write: bool = True) -> SplitLists:
         stems = [s.stem for s in scan.samples]
         if protocol == "paper":
-            n_val = proportional(len(stems), *PAPER_TEST) if len(stems) > 1 else 0
-            if n_val < 1:
-                raise DataError(f"synthiasf root {scan.root}: {len(stems)} frames, too few for a train/test split")
-            return persisted(
-                scan.root, self.name, "paper", SPLIT_SEED, stems,
-                lambda pool: random_split(pool, n_val, SPLIT_SEED),
-                rule=f"all frames pooled, seeded shuffle (sha256 order, seed {SPLIT_SEED}), "
-                f"{len(stems) - n_val} train / {n_val} test",
-                write=write,
-            )
+            return pooled_split(scan.root, self.name, stems, PAPER_TEST, write=write)
         if protocol == "sequence":
             groups = {s.stem: s.group for s in scan.samples}
             held = self._held_out_sequences(scan)
@@ -155,22 +126,12 @@ class SynthiaSFReader(Reader):
 
 READER = SynthiaSFReader()
 
-register(
-    DatasetEntry(
-        name="synthiasf",
-        info=READER.info,
-        build=functools.partial(build_dataset, READER),
-        defaults={
-            "split": "paper",
-            "classes": "cityscapes19",
-            "train_size": (512, 1024),
-            "eval_size": (512, 1024),
-            "scale_range": (0.5, 2.0),
-            "num_train": 0,
-            "num_val": 0,
-        },
-        splits=("paper", "sequence"),
-        class_sets=tuple(CLASS_SETS),
-        description="SYNTHIA-SF, SEQ1-6 left camera; paper split 1,596/628; 19, 22 or 23 classes",
-    )
+register_reader(
+    READER,
+    split="paper",
+    classes="cityscapes19",
+    train_size=(512, 1024),
+    splits=("paper", "sequence"),
+    class_sets=tuple(CLASS_SETS),
+    description="SYNTHIA-SF, SEQ1-6 left camera; paper split 1,596/628; 19, 22 or 23 classes",
 )

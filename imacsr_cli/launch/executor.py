@@ -25,15 +25,6 @@ from typing import Protocol
 from imacsr_cli.errors import ImacsrError
 from imacsr_cli.spec.paths import RunPaths
 
-# The trainer's stdout/stderr. The trainer writes train.log itself; anything that escapes it (an
-# import error, a segfault, a warning printed by a library) lands here, beside it.
-STDOUT_NAME = "trainer.out"
-
-
-def stdout_path(paths: RunPaths) -> Path:
-    return paths.root / STDOUT_NAME
-
-
 @dataclass(frozen=True)
 class Slot:
     """One place a trainer runs. ``gpu`` is a CUDA device index as a string; None = CPU."""
@@ -214,7 +205,7 @@ class LocalExecutor:
 
     def submit(self, run_id: str, paths: RunPaths, slot: Slot, env: dict[str, str] | None = None) -> LocalJob:
         paths.root.mkdir(parents=True, exist_ok=True)
-        out = open(stdout_path(paths), "ab")
+        out = open(paths.stdout, "ab")  # RunPaths.stdout: what escapes train.log
         try:
             out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} launch on {slot.name}\n".encode())
             out.flush()

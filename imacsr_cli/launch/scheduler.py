@@ -21,7 +21,8 @@ Why kill -9 of the scheduler loses nothing and trains nothing twice:
 - the trainer's flock on RUN_DIR means two trainers never write one directory: a second one exits 5
   ("locked"), and the run goes back to the queue for a few seconds instead of failing.
 
-The scheduler prints nothing: it reports to an ``Observer`` (the CLI renders it).
+The scheduler prints nothing: it reports to an ``Observer`` (observer.py; the CLI renders it). The
+checks run-grid makes before it enqueues (missing data, orphans) are in plan.py.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ import signal
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from imacsr_cli.errors import ImacsrError
 from imacsr_cli.launch.classify import Outcome, classify, tail_lines
-from imacsr_cli.launch.executor import Executor, Job, Slot, pid_alive, stdout_path, trainer_of
+from imacsr_cli.launch.executor import Executor, Slot, pid_alive, trainer_of
+from imacsr_cli.launch.observer import ActiveRun, GridOutcome, Observer
+from imacsr_cli.launch.plan import missing_data, orphaned  # noqa: F401  (imported from here before plan.py)
 from imacsr_cli.spec.paths import RunPaths
 from imacsr_cli.store import NotOwner, RunRecord, Store
 from imacsr_cli.train.events import HEARTBEAT_SECONDS, read_events
@@ -46,98 +48,6 @@ from imacsr_cli.train.events import HEARTBEAT_SECONDS, read_events
 LAUNCH_MARK = "--- "  # executor.py starts each launch's section of trainer.out with it
 LOCKED_HOLD_S = 3.0  # how long a run whose RUN_DIR was locked waits before it is claimed again
 LOCKED_KILL_AFTER = 4  # after this many "locked" exits in a row, SIGKILL the stray local trainer
-
-
-@dataclass
-class ActiveRun:
-    """A run whose trainer this scheduler started, as the display shows it."""
-
-    run: RunRecord
-    job: Job
-    paths: RunPaths
-    attempt: int
-    launched: float  # time.time() at submit
-    log_offset: int  # size of train.log at launch: this attempt's lines come after it
-    offset: int = 0  # read position in events.jsonl
-    last_progress: float = field(default_factory=time.monotonic)
-    epochs: int = 0
-    epoch: int = 0  # last finished epoch
-    current: int = 0  # epoch in progress (1-based)
-    step: int = 0
-    steps: int = 0
-    phase: str = "starting"
-    loss: float | None = None
-    miou: float | None = None
-    resumed_from: int | None = None
-    started_at: float | None = None  # time of this attempt's start event
-    end: dict[str, Any] | None = None
-    stop_reason: str | None = None  # shutdown | timeout | lost
-    stop_at: float = 0.0  # monotonic time of the SIGTERM
-    killed: bool = False
-    timeout_msg: str | None = None
-    recorded: bool = False  # its success is in the database already (the process may still be exiting)
-
-    @property
-    def run_id(self) -> str:
-        return self.run.run_id
-
-    @property
-    def slot(self) -> Slot:
-        return self.job.slot
-
-    def fraction(self) -> float:
-        """How much of the run is done (0..1), counting the epoch in progress."""
-        if not self.epochs:
-            return 0.0
-        partial = self.step / self.steps if self.steps and self.current > self.epoch else 0.0
-        return min(1.0, (self.epoch + partial) / self.epochs)
-
-    def eta(self, now: float | None = None) -> float | None:
-        """Seconds left, from this attempt's pace (a resumed run's earlier epochs do not count)."""
-        if self.started_at is None or not self.epochs:
-            return None
-        now = time.time() if now is None else now
-        start_fraction = (self.resumed_from or 0) / self.epochs
-        done = self.fraction() - start_fraction
-        if done <= 0:
-            return None
-        return (now - self.started_at) * (1.0 - self.fraction()) / done
-
-
-class Observer:
-    """What the scheduler reports. Every method is a no-op here; the CLI overrides what it renders."""
-
-    def launched(self, active: ActiveRun) -> None:
-        """A trainer was started for ``active`` (attempt ``active.attempt``)."""
-
-    def started(self, active: ActiveRun) -> None:
-        """The trainer's start event arrived (``active.resumed_from`` > 0 for a resumed run)."""
-
-    def epoch(self, active: ActiveRun) -> None:
-        """An epoch finished and was recorded."""
-
-    def finished(self, run_id: str, outcome: Outcome, note: str = "") -> None:
-        """A run ended for this invocation: succeeded, failed, cancelled, or went back to the queue
-        (``outcome.verdict == "requeue"``); ``note`` says what happens next ("retry 1/2"...)."""
-
-    def note(self, text: str, run_id: str | None = None) -> None:
-        """Anything else worth a line: reclaimed orphans, ingested results, stopping..."""
-
-    def tick(self, counts: dict[str, int], active: list[ActiveRun]) -> None:
-        """Called about once a second with the grid's counts by state and the active runs."""
-
-
-@dataclass
-class GridOutcome:
-    counts: dict[str, int]  # Store.plan(grid) at the end
-    stopped_by: int | None = None  # the signal that stopped the scheduler, if one did
-
-    @property
-    def exit_code(self) -> int:
-        if self.stopped_by is not None:
-            return 128 + self.stopped_by  # 130 for SIGINT, 143 for SIGTERM: the shell convention
-        total = self.counts.get("total", 0)
-        return 0 if self.counts.get("succeeded", 0) == total else 1
 
 
 class Scheduler:
@@ -425,7 +335,7 @@ class Scheduler:
             self._report_not_ours(a.run_id, code)
             return
         end = a.end if a.end and float(a.end.get("time") or 0) >= a.launched - 1.0 else None
-        tail = tail_lines(a.paths.log, since=a.log_offset) or tail_lines(stdout_path(a.paths), after=LAUNCH_MARK)
+        tail = tail_lines(a.paths.log, since=a.log_offset) or tail_lines(a.paths.stdout, after=LAUNCH_MARK)
         outcome = classify(
             code,
             result_exists=a.paths.result.exists(),
@@ -544,52 +454,6 @@ class Scheduler:
     def _reclaim(self) -> None:
         for run_id in self.store.reclaim_orphans(self.lease, pid_alive, host=self.host):
             self.observer.note("reclaimed: its scheduler is gone; it resumes from its checkpoint", run_id)
-
-
-def orphaned(store: Store, run_ids: list[str], lease: float, host: str | None = None) -> list[str]:
-    """Which of ``run_ids`` are running under an owner that is gone (what ``reclaim_orphans`` would take
-    back), without changing anything: for a plan that tells "running elsewhere" from "orphaned"."""
-    host = host or socket.gethostname()
-    wanted = set(run_ids)
-    running = [r for r in store.runs_frame(states=["running"])["run_id"] if r in wanted]
-    now = time.time()
-    out = []
-    for run_id in running:
-        rec = store.get(run_id)
-        if rec.host == host and rec.owner_pid is not None and not pid_alive(rec.owner_pid):
-            out.append(run_id)
-        elif rec.heartbeat_at is None or now - rec.heartbeat_at > lease:
-            out.append(run_id)
-    return out
-
-
-def missing_data(specs: list[Any]) -> list[str]:
-    """Plan-time check that every dataset the runs read has a root that exists, one line per cause
-    ("3 runs need dataset 'cityscapes' at /data/cityscapes, which does not exist"), so a grid fails at
-    once rather than one trainer at a time. Generated datasets (synthetic) need nothing."""
-    from collections import Counter
-
-    from imacsr_cli.data import registry as data_registry
-    from imacsr_cli.errors import DataError
-
-    causes: Counter[tuple[str, str, str]] = Counter()  # (dataset, root, error) → runs
-    for spec in specs:
-        try:
-            root = data_registry.data_root(spec.data)
-        except DataError as exc:
-            causes[(spec.data.name, "", str(exc))] += 1
-            continue
-        if root is not None and not root.is_dir():
-            causes[(spec.data.name, str(root), "")] += 1
-    lines = []
-    for (name, root, error), n in causes.items():
-        runs = f"{n} run{'s' if n != 1 else ''}"
-        if error:
-            lines.append(f"{runs}: {error}")
-        else:
-            lines.append(f"{runs} need{'s' if n == 1 else ''} dataset {name!r} at {root}, which does not exist "
-                         f"(set data.root or IMACSR_DATA)")
-    return lines
 
 
 def _write_spec(paths: RunPaths, spec_json: str) -> None:

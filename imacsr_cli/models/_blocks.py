@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -181,6 +182,36 @@ def init_convs(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+class BackboneHead(nn.Module):
+    """A TopFormer / SeaFormer segmentation model: ``backbone`` → ``decode_head`` → logits at 1/8.
+
+    The attribute names are the official ones (``backbone.``, ``decode_head.``), so full mmseg
+    checkpoints load by key. Built modules are then initialised as the official code does.
+    """
+
+    def __init__(self, backbone: nn.Module, decode_head: SegHead) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.decode_head = decode_head
+        init_convs(self)  # He-normal convs, as the official backbone init...
+        self.decode_head.init_classifier()  # ...but mmseg's N(0, 0.01) for the classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, K, ceil(H/8), ceil(W/8))."""
+        return self.decode_head(self.backbone(x))
+
+
+_Model = TypeVar("_Model", bound=BackboneHead)
+
+
+def with_backbone_weights(model: _Model, weights: str | None) -> _Model:
+    """``model`` with the backbone of the local checkpoint ``weights`` loaded (``load_backbone_weights``);
+    as built when ``weights`` is None or empty."""
+    if weights:
+        load_backbone_weights(model.backbone, weights)
+    return model
 
 
 def resize_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from imacsr_cli.models._blocks import (
+    BackboneHead,
     BlockCfg,
     ConvBN,
     ConvNormAct,
@@ -28,10 +29,9 @@ from imacsr_cli.models._blocks import (
     TransformerStage,
     add_mv2_layers,
     drop_path_rates,
-    init_convs,
-    load_backbone_weights,
     resize_to,
     stem,
+    with_backbone_weights,
 )
 from imacsr_cli.models.registry import ModelEntry, Point, register
 
@@ -266,27 +266,16 @@ class LightHead(SegHead):
         return self.classify(self.linear_fuse(x))
 
 
-class SeaFormer(nn.Module):
+class SeaFormer(BackboneHead):
     def __init__(self, cfg: SeaFormerConfig, num_classes: int) -> None:
-        super().__init__()
         first = len(cfg.stacks) - len(cfg.stages)
         in_channels = [cfg.stack_channels(DETAIL_STACK)]
         in_channels += [cfg.stack_channels(first + j) for j in range(len(cfg.stages))]
-        self.backbone = SeaFormerBackbone(cfg)
-        self.decode_head = LightHead(in_channels, cfg.head_dims, num_classes)
-        init_convs(self)  # He-normal convs, as the official backbone init...
-        self.decode_head.init_classifier()  # ...but mmseg's N(0, 0.01) for the classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, K, ceil(H/8), ceil(W/8))."""
-        return self.decode_head(self.backbone(x))
+        super().__init__(SeaFormerBackbone(cfg), LightHead(in_channels, cfg.head_dims, num_classes))
 
 
 def build(variant: str, num_classes: int, weights: str | None = None) -> SeaFormer:
-    model = SeaFormer(VARIANTS[variant], num_classes)
-    if weights:
-        load_backbone_weights(model.backbone, weights)
-    return model
+    return with_backbone_weights(SeaFormer(VARIANTS[variant], num_classes), weights)
 
 
 def points(variant: str) -> list[Point]:

@@ -29,7 +29,8 @@ from imacsr_cli.report import tables as _tables
 from imacsr_cli.report.figures import FigureData, draw
 from imacsr_cli.report.figures import save as save_figure
 from imacsr_cli.report.frames import MixedCellError, metrics_long, runs_frame
-from imacsr_cli.report.tables import Explanation, Table, render, rich_table
+from imacsr_cli.report.renderers import render, rich_table
+from imacsr_cli.report.tables import Explanation, Table
 
 __all__ = [
     "Explanation", "FigureData", "MixedCellError", "Report", "Table",

@@ -27,6 +27,7 @@ from imacsr_cli.report.frames import (
     select_for,
     spec_differences,
 )
+from imacsr_cli.report.renderers import csv_columns, jsonable, latex_escape, md_findings, md_table
 from imacsr_cli.report.tables import DASH, Placement, fmt, fmt_cell, order_key, scope_note, verdict
 
 COLUMN_WIDTH_IN = 3.5  # one column of a two-column paper
@@ -265,11 +266,7 @@ def tidy(fd: FigureData) -> pd.DataFrame:
     base = fd.baseline.assign(series="Conventional")
     f = pd.concat([pts, base], ignore_index=True)
     f[fd.x] = f[fd.x].astype("Int64")  # the baseline rows have no x; keep the others integers
-    f["run_ids"] = f["run_ids"].map(" ".join)
-    f["seeds"] = f["seeds"].map(lambda s: " ".join(str(v) for v in s))
-    f.insert(0, "convention", fd.convention)
-    f.insert(0, "figure", fd.id)
-    return f
+    return csv_columns(f, "figure", fd.id, fd.convention)
 
 
 def to_csv(fd: FigureData) -> str:
@@ -289,8 +286,6 @@ def text_rows(fd: FigureData) -> tuple[list[str], list[list[str]]]:
 
 
 def to_dict(fd: FigureData) -> dict[str, Any]:
-    from imacsr_cli.report.tables import jsonable
-
     def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         return [{k: jsonable(v) for k, v in r.items()} for r in frame.to_dict("records")]
 
@@ -306,8 +301,6 @@ def to_dict(fd: FigureData) -> dict[str, Any]:
 def render(fd: FigureData, fmt: str) -> str:
     """The data behind the figure as text: 'md', 'latex', 'csv' or 'json'."""
     import json
-
-    from imacsr_cli.report.tables import latex_escape, md_findings, md_table
 
     if fmt == "csv":
         return to_csv(fd)

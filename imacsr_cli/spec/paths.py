@@ -38,6 +38,12 @@ class RunPaths:
         return self.root / "train.log"
 
     @property
+    def stdout(self) -> Path:  # the trainer's stdout/stderr, captured by the executor (a section per launch)
+        # The trainer writes train.log itself; anything that escapes it (an import error, a segfault, a
+        # warning printed by a library) lands here, beside it.
+        return self.root / "trainer.out"
+
+    @property
     def lock(self) -> Path:  # flock'ed by the trainer that owns the directory
         return self.root / ".lock"
 

@@ -25,7 +25,7 @@ data.train_size = [32, 32]
 data.eval_size = [32, 32]
 data.num_train = 4
 data.num_val = 2
-train.epochs = 2
+train.epochs = {epochs}
 train.batch_size = 2
 points.count = 2
 points.position = "input"
@@ -34,9 +34,10 @@ points.spacing = 1
 
 
 def grid_file(directory: Path, name: str, sweep: dict[str, list[Any]] | None = None, seeds: tuple[int, ...] = (0,),
-              extra: str = "") -> Path:
-    """A tiny grid: the tiny base spec, one run per seed × sweep combination."""
-    text = f'[grid]\nname = "{name}"\nseeds = {json.dumps(list(seeds))}\n' + TINY_BASE + extra
+              extra: str = "", epochs: int = 2) -> Path:
+    """A tiny grid: the tiny base spec (``epochs`` epochs), one run per seed × sweep combination.
+    benchmarks/orchestration.py uses it too."""
+    text = f'[grid]\nname = "{name}"\nseeds = {json.dumps(list(seeds))}\n' + TINY_BASE.format(epochs=epochs) + extra
     if sweep:
         text += "\n[sweep]\n" + "".join(f'"{k}" = {json.dumps(v)}\n' for k, v in sweep.items())
     path = directory / f"{name}.toml"

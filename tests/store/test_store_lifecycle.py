@@ -154,8 +154,10 @@ def test_requeue_keeps_attempts(store):
     assert store.claim("o2", grid="g").attempts == 2
 
 
-def test_reclaim_orphans(store):
-    store.enqueue("g", rows(4))
+def _four_owners(store, n_runs):
+    """Enqueue ``n_runs`` and claim four of them by the owners (dead, alive, remote, stale); returns
+    those four runs and ``now`` (the stale run's heartbeat is ``now - 1000``)."""
+    store.enqueue("g", rows(n_runs))
     dead = store.claim("dead-sched", pid=999_999_1, grid="g")  # this host, pid gone
     alive = store.claim("live-sched", grid="g")  # this host, this (alive) pid
     remote = store.claim("remote", host="elsewhere", pid=12, grid="g")  # another host: pid not checkable
@@ -163,6 +165,11 @@ def test_reclaim_orphans(store):
     now = store._clock()
     with store._write() as conn:  # make one remote heartbeat old
         conn.exec_driver_sql("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (now - 1000, stale.run_id))
+    return (dead, alive, remote, stale), now
+
+
+def test_reclaim_orphans(store):
+    (dead, alive, remote, stale), _ = _four_owners(store, 4)
     got = store.reclaim_orphans(600, lambda pid: pid != 999_999_1)
     assert sorted(got) == sorted([dead.run_id, stale.run_id])
     for r in (dead, stale):
@@ -177,6 +184,23 @@ def test_reclaim_orphans(store):
         store.record_epoch(dead.run_id, "dead-sched", 1, {"loss": 1.0}, {})
     # the default probe (os.kill) sees this process alive
     assert store.reclaim_orphans(600) == []
+
+
+def test_orphans_lists_what_reclaim_orphans_takes_back(store):
+    (dead, alive, remote, stale), now = _four_owners(store, 5)
+    probe = lambda pid: pid != 999_999_1  # noqa: E731
+    # the pid probe applies to the runs of `host` only; the lease to every host
+    assert store.orphans(600, probe, host="elsewhere") == [stale.run_id]
+    assert sorted(store.orphans(600, probe, now=now + 10_000)) == sorted(
+        [dead.run_id, alive.run_id, remote.run_id, stale.run_id])
+    listed = store.orphans(600, probe)
+    assert sorted(listed) == sorted([dead.run_id, stale.run_id])
+    # read-only: nothing changed
+    assert [store.get(r.run_id).state for r in (dead, alive, remote, stale)] == ["running"] * 4
+    assert store.plan("g")["queued"] == 1
+    # the same arguments: reclaim_orphans takes back exactly what orphans listed, and then none is left
+    assert sorted(store.reclaim_orphans(600, probe)) == sorted(listed)
+    assert store.orphans(600, probe) == [] and store.reclaim_orphans(600, probe) == []
 
 
 def test_cancel_and_retry(store):

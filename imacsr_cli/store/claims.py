@@ -1,0 +1,313 @@
+"""The scheduler's side of the Store: claim a run, write about it while owning it, reclaim orphans.
+
+- ``claim`` selects and flips one queued run inside one ``BEGIN IMMEDIATE`` transaction, with
+  ``UPDATE ... WHERE state = 'queued'`` and a rowcount check: two schedulers on one database never get
+  the same run.
+- Every write that concerns a claimed run (``mark_started``, ``heartbeat``, ``record_epoch``,
+  ``finish``, ``requeue``) names its ``owner`` and is refused with ``NotOwner`` unless the run is
+  ``running`` and owned by that owner: a scheduler whose run was reclaimed (or cancelled) learns it on
+  its next write and must stop that run's trainer.
+- A running run whose owner is gone (its scheduler's pid is dead on this host, or its heartbeat is
+  older than the lease) is an orphan: ``orphans`` lists them, ``reclaim_orphans`` puts them back in
+  the queue. One predicate (``_orphaned_because``) decides for both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, text
+
+from imacsr_cli.errors import NotFound, StoreError
+from imacsr_cli.store.engine import chunks
+from imacsr_cli.store.models import REASONS, Event, Run
+from imacsr_cli.store.queries import MAIN_METRICS, Queries, RunRecord
+
+# The running runs and what the orphan predicate reads of them.
+_RUNNING = "SELECT run_id, owner, owner_pid, host, heartbeat_at FROM runs WHERE state = 'running'"
+
+
+class NotOwner(StoreError):
+    """A write about a run that the writer does not own (any more): it was reclaimed, cancelled or
+    finished. The scheduler that gets this must stop the run's trainer and forget the run."""
+
+
+def final_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """Flatten a parsed result.json into final metric rows (name → value), as stored by ``finish``:
+    ``mIoU, mF1, mPrecision, mRecall`` (dataset level), ``paper/<same>`` (eq. 13, per image),
+    ``iou/<class>`` (per class; classes with no value are left out), ``wall_seconds``, ``images_per_s``.
+    ``per_class.iou`` may be a dict {class: value} or a list aligned with ``result["classes"]``."""
+    out: dict[str, float] = {}
+    metrics = result.get("metrics") or {}
+    for prefix, key in (("", "dataset"), ("paper/", "paper")):
+        block = metrics.get(key) or {}
+        for name in MAIN_METRICS:
+            if block.get(name) is not None:
+                out[prefix + name] = float(block[name])
+        if key == "dataset":
+            iou = (block.get("per_class") or {}).get("iou") or {}
+            if isinstance(iou, list):  # one value per class, in the order of result["classes"]
+                classes = result.get("classes") or [str(i) for i in range(len(iou))]
+                iou = dict(zip(classes, iou))
+            for cls, value in iou.items():
+                if value is not None:
+                    out[f"iou/{cls}"] = float(value)
+    for name in ("wall_seconds", "images_per_s"):
+        if isinstance(result.get(name), (int, float)):
+            out[name] = float(result[name])
+    return out
+
+
+def _local_pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class Claims(Queries):
+    """Claim, the owner-checked writes and orphan reclaim; the base of ``Store``."""
+
+    def _event(self, conn: Connection, run_id: str, kind: str, detail: str = "", reason: str | None = None,
+               owner: str | None = None, now: float | None = None) -> None:
+        conn.execute(
+            Event.__table__.insert(),
+            {"run_id": run_id, "time": now if now is not None else self._clock(), "kind": kind,
+             "detail": detail, "reason": reason, "owner": owner},
+        )
+
+    # ---- claim and the owner's writes -------------------------------------------------------------
+    def claim(self, owner: str, *, host: str | None = None, pid: int | None = None, grid: str | None = None,
+              run_ids: Sequence[str] | None = None, fallback: bool = False) -> RunRecord | None:
+        """Atomically take one queued run: it becomes ``running``, owned by ``owner``; ``attempts`` + 1.
+
+        Candidates: the queued runs of ``grid`` in grid order, restricted to ``run_ids`` if given (then in
+        the order of ``run_ids`` when no grid is given); with neither, every queued run, oldest first.
+        With ``fallback=True`` and no candidate in ``grid``/``run_ids``, any queued run is taken.
+        ``host`` (default this host) and ``pid`` (default this process) identify the owner scheduler for
+        ``reclaim_orphans``. Returns the claimed run, or None when nothing is queued.
+        """
+        host = host or socket.gethostname()
+        pid = os.getpid() if pid is None else pid
+        now = self._clock()
+        with self._write() as conn:
+            run_id = self._pick(conn, grid, run_ids)
+            if run_id is None and fallback and (grid is not None or run_ids is not None):
+                run_id = self._pick(conn, None, None)
+            if run_id is None:
+                return None
+            res = conn.execute(
+                text("UPDATE runs SET state = 'running', owner = :o, owner_pid = :p, host = :h, "
+                     "attempts = attempts + 1, heartbeat_at = :t, reason = NULL, message = NULL, exit_code = NULL, "
+                     "trainer_pid = NULL, slot = NULL, finished_at = NULL "
+                     "WHERE run_id = :r AND state = 'queued'"),
+                {"o": owner, "p": pid, "h": host, "t": now, "r": run_id},
+            )
+            if res.rowcount != 1:  # cannot happen under BEGIN IMMEDIATE; never hand out a run twice
+                return None
+            self._event(conn, run_id, "claimed", f"by {owner} on {host} (pid {pid})", owner=owner, now=now)
+            return self._record(conn, run_id)
+
+    def _pick(self, conn: Connection, grid: str | None, run_ids: Sequence[str] | None) -> str | None:
+        if grid is not None:
+            sql = ("SELECT g.run_id FROM grid_runs g JOIN runs r ON r.run_id = g.run_id "
+                   "WHERE g.grid = :g AND r.state = 'queued' ORDER BY g.ord, g.run_id")
+            if run_ids is None:
+                return conn.execute(text(sql + " LIMIT 1"), {"g": grid}).scalar()
+            wanted = set(run_ids)
+            for (run_id,) in conn.execute(text(sql), {"g": grid}):
+                if run_id in wanted:
+                    return run_id
+            return None
+        if run_ids is not None:
+            queued: set[str] = set()
+            ids = list(run_ids)
+            for chunk in chunks(ids):
+                queued.update(conn.execute(
+                    select(Run.run_id).where(Run.run_id.in_(chunk), Run.state == "queued")).scalars())
+            return next((r for r in ids if r in queued), None)
+        return conn.execute(
+            text("SELECT run_id FROM runs WHERE state = 'queued' ORDER BY created_at, run_id LIMIT 1")).scalar()
+
+    def _owned_update(self, conn: Connection, run_id: str, owner: str, sets: str, params: dict[str, Any]) -> None:
+        res = conn.execute(
+            text(f"UPDATE runs SET {sets} WHERE run_id = :run_id AND owner = :owner AND state = 'running'"),
+            {**params, "run_id": run_id, "owner": owner},
+        )
+        if res.rowcount != 1:
+            row = conn.execute(text("SELECT state, owner FROM runs WHERE run_id = :r"), {"r": run_id}).first()
+            if row is None:
+                raise NotFound(f"no run {run_id!r}; `imacsr status --runs` lists them")
+            raise NotOwner(
+                f"run {run_id} is {row.state} and owned by {row.owner or 'nobody'}, not by {owner}: write refused"
+            )
+
+    def mark_started(self, run_id: str, owner: str, *, trainer_pid: int | None, slot: str | None,
+                     run_dir: str | Path | None) -> None:
+        """The owner launched the run's trainer: record its pid, slot (e.g. "cuda:0", "cpu:1"), RUN_DIR
+        and ``started_at``; refreshes the heartbeat. NotOwner if ``owner`` does not own the run."""
+        now = self._clock()
+        with self._write() as conn:
+            self._owned_update(conn, run_id, owner,
+                               "trainer_pid = :pid, slot = :slot, run_dir = :dir, started_at = :t, heartbeat_at = :t",
+                               {"pid": trainer_pid, "slot": slot, "dir": str(run_dir) if run_dir else None, "t": now})
+            self._event(conn, run_id, "started", f"pid {trainer_pid} on {slot}", owner=owner, now=now)
+
+    def heartbeat(self, run_id: str, owner: str, epoch: int | None = None) -> None:
+        """The run is alive: ``heartbeat_at`` = now (and ``epoch`` = last finished epoch, if given).
+        NotOwner if ``owner`` does not own the run any more (reclaimed or cancelled: stop the trainer)."""
+        with self._write() as conn:
+            if epoch is None:
+                self._owned_update(conn, run_id, owner, "heartbeat_at = :t", {"t": self._clock()})
+            else:
+                self._owned_update(conn, run_id, owner, "heartbeat_at = :t, epoch = :e",
+                                   {"t": self._clock(), "e": int(epoch)})
+
+    def record_epoch(self, run_id: str, owner: str, epoch: int, train: Mapping[str, float] | None = None,
+                     val: Mapping[str, float] | None = None, *, epochs: int | None = None) -> None:
+        """Ingest one ``epoch`` event: metric rows (split ``train`` and ``val``), ``runs.epoch`` = epoch,
+        the heartbeat, the last val metrics, and an ``epoch`` event. Idempotent: re-ingesting the same
+        epoch upserts the same rows and adds no second event. ``epochs`` updates the planned total.
+        NotOwner if ``owner`` does not own the run."""
+        now = self._clock()
+        rows = [{"run_id": run_id, "epoch": int(epoch), "split": split, "name": name, "value": _num(value)}
+                for split, values in (("train", train or {}), ("val", val or {})) for name, value in values.items()]
+        with self._write() as conn:
+            sets = "epoch = :e, heartbeat_at = :t"
+            params: dict[str, Any] = {"e": int(epoch), "t": now}
+            if val:
+                sets += ", last_val = :v"
+                params["v"] = json.dumps({k: _num(v) for k, v in val.items()})
+            if epochs is not None:
+                sets += ", epochs = :n"
+                params["n"] = int(epochs)
+            self._owned_update(conn, run_id, owner, sets, params)
+            seen = conn.execute(text("SELECT 1 FROM metrics WHERE run_id = :r AND epoch = :e AND split IN "
+                                     "('train', 'val') LIMIT 1"), {"r": run_id, "e": int(epoch)}).scalar()
+            self._upsert_metrics(conn, rows)
+            if not seen:
+                detail = f"epoch {epoch}" + (f"/{epochs}" if epochs else "")
+                if val and val.get("mIoU") is not None:
+                    detail += f" val mIoU {float(val['mIoU']):.4f}"
+                self._event(conn, run_id, "epoch", detail, owner=owner, now=now)
+
+    @staticmethod
+    def _upsert_metrics(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(
+                text("INSERT INTO metrics (run_id, epoch, split, name, value) VALUES (:run_id, :epoch, :split, "
+                     ":name, :value) ON CONFLICT (run_id, epoch, split, name) DO UPDATE SET value = excluded.value"),
+                rows,
+            )
+
+    def finish(self, run_id: str, owner: str, state: str, reason: str | None = None, message: str | None = None,
+               exit_code: int | None = None, final: Mapping[str, Any] | None = None) -> None:
+        """End the owner's run: ``state`` is ``succeeded`` or ``failed`` (with a ``reason`` from
+        models.REASONS and a one-line ``message``). ``final`` is the parsed result.json: its metrics are
+        stored with split ``final`` at epoch = its ``epochs`` (see ``final_metrics``). NotOwner if
+        ``owner`` does not own the run (it was reclaimed or cancelled meanwhile: nothing is written)."""
+        if state not in ("succeeded", "failed"):
+            raise ValueError(f"finish: state must be 'succeeded' or 'failed', got {state!r}")
+        if reason is not None and reason not in REASONS:
+            raise ValueError(f"finish: unknown reason {reason!r}; expected one of {', '.join(REASONS)}")
+        now = self._clock()
+        with self._write() as conn:
+            sets = ("state = :s, reason = :reason, message = :m, exit_code = :x, finished_at = :t, heartbeat_at = :t")
+            params: dict[str, Any] = {"s": state, "reason": reason, "m": message, "x": exit_code, "t": now}
+            if final is not None and isinstance(final.get("epochs"), int):
+                sets += ", epoch = :e"
+                params["e"] = final["epochs"]
+            self._owned_update(conn, run_id, owner, sets, params)
+            if final is not None:
+                epoch = final.get("epochs")
+                if not isinstance(epoch, int):
+                    epoch = conn.execute(text("SELECT epoch FROM runs WHERE run_id = :r"), {"r": run_id}).scalar()
+                self._upsert_metrics(conn, [
+                    {"run_id": run_id, "epoch": int(epoch or 0), "split": "final", "name": k, "value": v}
+                    for k, v in final_metrics(final).items()
+                ])
+            detail = message or (f"exit code {exit_code}" if exit_code is not None else "")
+            self._event(conn, run_id, state, detail, reason=reason, owner=owner, now=now)
+
+    def requeue(self, run_id: str, owner: str, reason: str, message: str | None = None) -> None:
+        """The owner gives its run back to the queue (e.g. interrupted, or a retry after a crash):
+        ``running`` → ``queued`` with ``reason``; owner cleared, ``attempts`` kept. NotOwner otherwise."""
+        if reason not in REASONS:
+            raise ValueError(f"requeue: unknown reason {reason!r}; expected one of {', '.join(REASONS)}")
+        now = self._clock()
+        with self._write() as conn:
+            self._owned_update(conn, run_id, owner,
+                               "state = 'queued', reason = :reason, message = :m, owner = NULL, owner_pid = NULL, "
+                               "trainer_pid = NULL, slot = NULL", {"reason": reason, "m": message})
+            self._event(conn, run_id, "requeued", message or "", reason=reason, owner=owner, now=now)
+
+    # ---- orphans ----------------------------------------------------------------------------------
+    def reclaim_orphans(self, lease_seconds: float, is_local_pid_alive: Callable[[int], bool] | None = None, *,
+                        host: str | None = None, now: float | None = None) -> list[str]:
+        """Put back in the queue every ``running`` run whose owner is gone: its owner scheduler ran on
+        ``host`` (default this host) and ``is_local_pid_alive(owner_pid)`` is False (default: os.kill
+        probe), or its heartbeat is older than ``lease_seconds`` (any host). They become ``queued`` with
+        reason ``orphaned`` (attempts kept; the next trainer resumes from the checkpoint); an event
+        ``reclaimed`` says why. Returns the reclaimed run ids. The previous owner's later writes are
+        refused (NotOwner)."""
+        alive = is_local_pid_alive or _local_pid_alive
+        host = host or socket.gethostname()
+        now = self._clock() if now is None else now
+        reclaimed: list[str] = []
+        with self._write() as conn:
+            rows = conn.execute(text(_RUNNING)).all()
+            for row in rows:
+                why = _orphaned_because(row, lease_seconds, alive, host, now)
+                if why is None:
+                    continue
+                res = conn.execute(text(
+                    "UPDATE runs SET state = 'queued', reason = 'orphaned', message = :m, owner = NULL, "
+                    "owner_pid = NULL, trainer_pid = NULL, slot = NULL "
+                    "WHERE run_id = :r AND state = 'running' AND (owner = :o OR (owner IS NULL AND :o IS NULL))"),
+                    {"m": why, "r": row.run_id, "o": row.owner})
+                if res.rowcount == 1:
+                    self._event(conn, row.run_id, "reclaimed", why, reason="orphaned", now=now)
+                    reclaimed.append(row.run_id)
+        return reclaimed
+
+    def orphans(self, lease_seconds: float, is_local_pid_alive: Callable[[int], bool] | None = None, *,
+                host: str | None = None, now: float | None = None) -> list[str]:
+        """The ids of the ``running`` runs that ``reclaim_orphans`` with the same arguments would put back
+        in the queue, without changing anything (for a plan that tells "running elsewhere" from
+        "orphaned")."""
+        alive = is_local_pid_alive or _local_pid_alive
+        host = host or socket.gethostname()
+        now = self._clock() if now is None else now
+        with self._read() as conn:
+            rows = conn.execute(text(_RUNNING)).all()
+        return [row.run_id for row in rows if _orphaned_because(row, lease_seconds, alive, host, now) is not None]
+
+
+def _orphaned_because(row: Row, lease_seconds: float, alive: Callable[[int], bool], host: str,
+                      now: float) -> str | None:
+    """Why a running run (a ``_RUNNING`` row) is an orphan, or None if its owner may still be at work:
+    its owner scheduler ran on ``host`` and ``alive(owner_pid)`` is False, or its heartbeat is older
+    than ``lease_seconds`` (any host). The reason is the message of its ``reclaimed`` event."""
+    if row.host == host and row.owner_pid is not None and not alive(int(row.owner_pid)):
+        return f"owner {row.owner} (pid {row.owner_pid} on {host}) is gone"
+    if row.heartbeat_at is None or now - row.heartbeat_at > lease_seconds:
+        age = "never" if row.heartbeat_at is None else f"{now - row.heartbeat_at:.0f} s ago"
+        return f"owner {row.owner} on {row.host}: last heartbeat {age} (lease {lease_seconds:g} s)"
+    return None

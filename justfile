@@ -24,7 +24,9 @@ demo: setup
 test *ARGS: setup
     {{python}} -m pytest {{ARGS}}
 
-# Benchmarks: training-step speed and memory, orchestration overhead, status at scale.
+# Benchmarks (figures and ratios; see BENCHMARKS.md): training step, models, orchestration, status at 100k runs.
 bench: setup
     {{python}} benchmarks/train_step.py
+    {{python}} benchmarks/models_bench.py --size 128 256 --batch 2
     {{python}} benchmarks/orchestration.py
+    {{python}} benchmarks/status_db.py

@@ -40,7 +40,6 @@ from imacsr_cli.errors import ImacsrError
 from imacsr_cli.launch.classify import Outcome, classify, tail_lines
 from imacsr_cli.launch.executor import Executor, Slot, pid_alive, trainer_of
 from imacsr_cli.launch.observer import ActiveRun, GridOutcome, Observer
-from imacsr_cli.launch.plan import missing_data, orphaned  # noqa: F401  (imported from here before plan.py)
 from imacsr_cli.spec.paths import RunPaths
 from imacsr_cli.store import NotOwner, RunRecord, Store
 from imacsr_cli.train.events import HEARTBEAT_SECONDS, read_events

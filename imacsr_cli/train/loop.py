@@ -129,12 +129,13 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
         if state.get("run_id") != spec.run_id:
             raise errors.SpecError(f"{paths.checkpoint}: belongs to run {state.get('run_id')}, not {spec.run_id}")
         trainee.load_state_dict(state["trainee"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"])
+        if not state.get("final"):  # a finished run's checkpoint keeps only the weights: evaluate again
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng_cpu"])
+            if device.type == "cuda" and "rng_cuda" in state:
+                torch.cuda.set_rng_state(state["rng_cuda"])
         start_epoch = int(state["epoch"])
         log.info("resumed from %s after epoch %d", paths.checkpoint, start_epoch)
 

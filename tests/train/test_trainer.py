@@ -59,6 +59,12 @@ def test_run_writes_every_file_and_a_consistent_result(tmp_path):
     assert set(epoch["train"]) == {"loss", "ce", "mi/stem", "ne/stem", "mi/layer1.1", "ne/layer1.1"}
     # A second start does nothing: result.json is the truth.
     assert run(d) == 0 and [e["event"] for e in _events(d)] == kinds
+    # Without result.json, the final checkpoint (weights only) is evaluated again: same result.
+    (d / "result.json").unlink()
+    assert run(d) == 0
+    again_result = json.loads((d / "result.json").read_text())
+    assert again_result["confusion_matrix"] == result["confusion_matrix"]
+    assert again_result["metrics"] == result["metrics"]
 
 
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch):

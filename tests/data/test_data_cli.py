@@ -95,7 +95,6 @@ def test_bad_options_are_one_line_errors(tmp_path):
 @pytest.mark.parametrize(("dataset", "options"), [("cityscapes", []), ("camvid", ["--layout", "full"]),
                                                   ("synthiasf", ["--bits", "16"])])
 def test_one_cpu_epoch_on_each_fake_tree(tmp_path, dataset, options):
-    pytest.importorskip("imacsr_cli.train.loop")
     tree = tmp_path / "tree"
     assert invoke("data", "fake", "--dataset", dataset, "--out", tree, "--size", "96x64", *options).exit_code == 0
     spec = tmp_path / "run.toml"

@@ -136,9 +136,6 @@ class RunSpec:
         """Short hash of the canonical JSON. Meaningful on a resolved spec (see resolve.py)."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
 
-    def replace(self, **sections: Any) -> RunSpec:
-        return dataclasses.replace(self, **sections)
-
 
 # ---- TOML -------------------------------------------------------------------------------------
 

@@ -52,3 +52,5 @@ EXIT_NONFINITE = 3  # loss became NaN or inf
 EXIT_OOM = 4  # out of memory (CUDA or CPU allocator)
 EXIT_LOCKED = 5  # another trainer holds RUN_DIR/.lock
 EXIT_INTERRUPTED = 6  # SIGTERM/SIGINT or parent gone; the last checkpoint is intact
+EXIT_DISK_FULL = 7  # a write found no space left; the last checkpoint is intact, resume once space is back
+EXIT_BAD_RESULT = 8  # RUN_DIR/result.json is not this run's (another run's, empty or corrupt); left as is

@@ -14,6 +14,12 @@ exit 4                  oom          retried while --retries allow (on a differe
 exit 5                  locked       back to the queue, no attempt spent: another trainer
                                      holds RUN_DIR, the run is "running elsewhere"
 exit 6                  interrupted  retried while --retries allow (someone else stopped it)
+exit 7                  disk_full    back to the queue, no attempt spent; the scheduler stops
+                                     launching (it resumes once space is back: run again)
+exit 8                  bad_result   failed: RUN_DIR/result.json is not this run's (remedy in
+                                     the message); also when the scheduler finds such a file
+killed by SIGKILL       killed       retried while --retries allow (host memory: the kernel's
+  (not by us)                        OOM killer sends SIGKILL)
 we stopped it (Ctrl-C)  interrupted  back to the queue, no attempt spent
 no progress > timeout   timeout      failed (a hang does not heal on retry)
 owner gone              orphaned     back to the queue (decided by Store.reclaim_orphans)
@@ -28,8 +34,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from imacsr_cli.errors import (
+    EXIT_BAD_RESULT,
     EXIT_BAD_SPEC,
     EXIT_CRASH,
+    EXIT_DISK_FULL,
     EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_NONFINITE,
@@ -38,7 +46,7 @@ from imacsr_cli.errors import (
 )
 
 # Reasons a retry can cure: the run itself is fine, its circumstances were not.
-RETRYABLE = frozenset({"interrupted", "orphaned", "oom"})
+RETRYABLE = frozenset({"interrupted", "orphaned", "oom", "killed"})
 
 Verdict = Literal["succeeded", "failed", "requeue", "cancelled"]
 
@@ -49,10 +57,14 @@ _BY_EXIT = {
     EXIT_OOM: "oom",
     EXIT_LOCKED: "locked",
     EXIT_INTERRUPTED: "interrupted",
+    EXIT_DISK_FULL: "disk_full",
+    EXIT_BAD_RESULT: "bad_result",
 }
 # The trainer's end-event reasons, in the store's vocabulary.
 _END_REASON = {"crash": "crashed", "oom": "oom", "nonfinite": "nonfinite", "interrupted": "interrupted",
-               "locked": "locked", "bad_spec": "bad_spec"}
+               "locked": "locked", "bad_spec": "bad_spec", "disk_full": "disk_full", "bad_result": "bad_result"}
+KILLED_MESSAGE = ("killed by SIGKILL, not by imacsr: host memory is the likely cause (the kernel's out-of-memory "
+                  "killer sends SIGKILL; see `dmesg`), or someone ran kill -9")
 
 LOG_TAIL_LINES = 12
 
@@ -98,6 +110,11 @@ def classify(
     if stopped:
         return Outcome("requeue", "interrupted", "stopped by the scheduler (shutdown); resumes from its checkpoint",
                        exit_code)
+    if exit_code == -signal.SIGKILL:
+        return Outcome("failed", "killed", KILLED_MESSAGE, exit_code)
+    if exit_code == EXIT_DISK_FULL:
+        return Outcome("requeue", "disk_full", end_msg or "disk full: no space left in RUN_DIR; the last checkpoint "
+                       "is intact: free space, and the run resumes from it", exit_code)
 
     reason = _BY_EXIT.get(exit_code) if exit_code is not None else None
     if reason is None and end.get("reason") in _END_REASON:

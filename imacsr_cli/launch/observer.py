@@ -28,6 +28,7 @@ class ActiveRun:
     log_offset: int  # size of train.log at launch: this attempt's lines come after it
     offset: int = 0  # read position in events.jsonl
     last_progress: float = field(default_factory=time.monotonic)
+    first_event: bool = False  # an event of this launch was read (--timeout counts from it)
     epochs: int = 0
     epoch: int = 0  # last finished epoch
     current: int = 0  # epoch in progress (1-based)
@@ -99,6 +100,7 @@ class Observer:
 class GridOutcome:
     counts: dict[str, int]  # Store.plan(grid) at the end
     stopped_by: int | None = None  # the signal that stopped the scheduler, if one did
+    disk_full: str | None = None  # why the scheduler stopped launching: a trainer found the disk full
 
     @property
     def exit_code(self) -> int:

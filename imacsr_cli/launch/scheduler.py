@@ -3,12 +3,14 @@
 One loop, one thread, no blocking calls but short database writes: every ``poll`` seconds it
 
 1. fills each free slot with a run claimed atomically from the store (a run whose RUN_DIR already
-   holds result.json is ingested as succeeded instead of trained again: the result file is the truth);
+   holds its result.json is ingested as succeeded instead of trained again: the result file is the
+   truth; a result.json that is another run's, empty or corrupt fails the run with reason bad_result);
 2. tails each active run's events.jsonl and records every finished epoch (Store.record_epoch), so
    ``imacsr status`` elsewhere is live;
 3. classifies each trainer that exited (classify.py) and finishes, retries or requeues its run;
 4. kills a trainer that made no progress for ``timeout`` seconds (no new event: heartbeat silence
-   counts as a hang);
+   counts as a hang), counted from its first event (it heartbeats during start-up; until its first
+   event, interpreter and torch start-up get at least STARTUP_ALLOWANCE_S);
 5. renews its lease on the runs it owns (Store.heartbeat) and reclaims runs whose owner is gone
    (Store.reclaim_orphans: dead scheduler pid on this host, or a heartbeat older than the lease).
 
@@ -27,7 +29,6 @@ checks run-grid makes before it enqueues (missing data, orphans) are in plan.py.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -42,11 +43,15 @@ from imacsr_cli.launch.executor import Executor, Slot, pid_alive, trainer_of
 from imacsr_cli.launch.observer import ActiveRun, GridOutcome, Observer
 from imacsr_cli.spec.paths import RunPaths
 from imacsr_cli.store import NotOwner, RunRecord, Store
+from imacsr_cli.train.checkpoint import read_result
 from imacsr_cli.train.events import HEARTBEAT_SECONDS, read_events
 
 LAUNCH_MARK = "--- "  # executor.py starts each launch's section of trainer.out with it
 LOCKED_HOLD_S = 3.0  # how long a run whose RUN_DIR was locked waits before it is claimed again
 LOCKED_KILL_AFTER = 4  # after this many "locked" exits in a row, SIGKILL the stray local trainer
+# Before a trainer's first event (Python and torch start-up, 7-15 s measured on a loaded 2-core machine),
+# --timeout is at least this long; from the first event on, --timeout itself.
+STARTUP_ALLOWANCE_S = 120.0
 
 
 class Scheduler:
@@ -94,6 +99,7 @@ class Scheduler:
         self._locked: dict[str, int] = {}  # run_id → "locked" exits in a row
         self._oom_gpu: dict[str, str] = {}  # run_id → GPU of its last OOM (retried on another GPU)
         self._stop_signal: int | None = None
+        self._disk_full: str | None = None  # a trainer found no space left: launch nothing more
         self._force = False
         self._stopping = False
         # Heartbeats well inside the lease; at least every HEARTBEAT_SECONDS so NotOwner (a cancel or a
@@ -130,11 +136,11 @@ class Scheduler:
                             a.job.signal(signal.SIGKILL)
                             a.killed = True
                 self._watch()
-                if not self._stopping:
+                if not self._stopping and self._disk_full is None:
                     self._fill_slots()  # right after _watch: a slot freed now is filled now
                 self._periodic()
                 if not self.active:
-                    if self._stopping:
+                    if self._stopping or self._disk_full is not None:
                         break
                     counts = self.store.plan(self.grid)
                     if counts["queued"] == 0 and counts["running"] == 0:
@@ -146,7 +152,7 @@ class Scheduler:
             raise
         counts = self.store.plan(self.grid)
         self.observer.tick(counts, [])
-        return GridOutcome(counts=counts, stopped_by=self._stop_signal)
+        return GridOutcome(counts=counts, stopped_by=self._stop_signal, disk_full=self._disk_full)
 
     def _begin_stop(self) -> None:
         self._stopping = True
@@ -228,6 +234,11 @@ class Scheduler:
 
     def _ingest_result(self, run: RunRecord, paths: RunPaths) -> None:
         """A previous trainer finished this run but nobody recorded it (its scheduler died)."""
+        _, problem = read_result(paths.result, run.run_id)
+        if problem is not None:
+            self._finish(run.run_id, Outcome("failed", "bad_result", bad_result_message(paths, run.run_id, problem),
+                                             None))
+            return
         events, _ = read_events(paths.events, 0)
         try:
             for ev in events:
@@ -268,6 +279,7 @@ class Scheduler:
             current = float(ev.get("time") or 0.0) >= a.launched - 1.0  # not from an earlier attempt
             if current:
                 a.last_progress = time.monotonic()
+                a.first_event = True
             if kind == "epoch":
                 if a.stop_reason != "lost":
                     try:
@@ -298,6 +310,8 @@ class Scheduler:
                     a.loss = ev["loss"]
             elif kind == "end":
                 a.end = ev
+            elif kind == "checkpoint_set_aside":
+                self.observer.note(str(ev.get("message") or "checkpoint set aside"), a.run_id)
 
     def _record_epoch(self, run_id: str, ev: dict[str, Any]) -> None:
         self.store.record_epoch(run_id, self.owner, int(ev["epoch"]), ev.get("train") or {}, ev.get("val") or {},
@@ -310,9 +324,16 @@ class Scheduler:
                 a.job.signal(signal.SIGKILL)
                 a.killed = True
             return
-        if self.timeout is not None and now - a.last_progress > self.timeout:
-            a.timeout_msg = (f"no progress for {self.timeout:g} s (no event in events.jsonl; "
-                             f"last phase {a.phase}, epoch {a.current or a.epoch}/{a.epochs or '?'})")
+        if self.timeout is None:
+            return
+        limit = self.timeout if a.first_event else max(self.timeout, STARTUP_ALLOWANCE_S)
+        if now - a.last_progress > limit:
+            if a.first_event:
+                a.timeout_msg = (f"no progress for {self.timeout:g} s (no event in events.jsonl; "
+                                 f"last phase {a.phase}, epoch {a.current or a.epoch}/{a.epochs or '?'})")
+            else:
+                a.timeout_msg = (f"no first event {limit:g} s after the launch: the trainer did not start "
+                                 f"(see {a.paths.stdout})")
             self._stop(a, "timeout")
 
     def _lost(self, a: ActiveRun) -> None:
@@ -347,6 +368,9 @@ class Scheduler:
             self._on_locked(a)
         else:
             self._locked.pop(a.run_id, None)
+        if outcome.reason == "disk_full" and self._disk_full is None:
+            self._disk_full = outcome.message
+            self.observer.note("disk full: launching no more runs; the running ones finish or stop", a.run_id)
         if outcome.verdict == "failed" and outcome.retryable:
             spent, budget = self._retries_spent(a.run_id), self.retries
             if spent < budget:
@@ -384,6 +408,7 @@ class Scheduler:
             sig = signal.SIGKILL if n >= LOCKED_KILL_AFTER else signal.SIGTERM
             try:
                 os.kill(holder, sig)
+                os.kill(holder, signal.SIGCONT)  # a stopped (SIGSTOP, Ctrl-Z) holder must run to see SIGTERM
                 self.observer.note(f"RUN_DIR held by an unwatched trainer (pid {holder}): sent {sig.name}", a.run_id)
             except OSError:
                 pass
@@ -407,10 +432,10 @@ class Scheduler:
         try:
             if outcome.verdict == "succeeded":
                 paths = RunPaths.of(self.runs_dir, run_id)
-                try:
-                    result = json.loads(paths.result.read_text(encoding="utf-8"))
-                except (OSError, ValueError) as exc:
-                    outcome = Outcome("failed", "crashed", f"result.json unreadable: {exc}", outcome.exit_code)
+                result, problem = read_result(paths.result, run_id)
+                if result is None:
+                    outcome = Outcome("failed", "bad_result", bad_result_message(paths, run_id, problem),
+                                      outcome.exit_code)
                 else:
                     self.store.finish(run_id, self.owner, "succeeded", message=outcome.message or None,
                                       exit_code=outcome.exit_code, final=result)
@@ -466,6 +491,11 @@ def _write_spec(paths: RunPaths, spec_json: str) -> None:
     tmp = paths.spec.with_name(f".spec.json.{os.getpid()}.tmp")
     tmp.write_text(spec_json, encoding="utf-8")
     os.replace(tmp, paths.spec)
+
+
+def bad_result_message(paths: RunPaths, run_id: str, problem: str | None) -> str:
+    return (f"{paths.result} {problem}: not ingested; move it out of the run directory, then retry the run "
+            f"(imacsr runs retry {run_id})")
 
 
 def _lock_holder(paths: RunPaths) -> int | None:

@@ -63,6 +63,21 @@ def final_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def history_metrics(run_id: str, result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per-epoch metric rows (splits ``train`` and ``val``) from result.json's ``history``: the trainer's
+    own record of every epoch, so the database's curves do not depend on events.jsonl having survived."""
+    rows: list[dict[str, Any]] = []
+    for record in result.get("history") or []:
+        if not isinstance(record, Mapping) or not isinstance(record.get("epoch"), int):
+            continue
+        for split in ("train", "val"):
+            values = record.get(split) or {}
+            if isinstance(values, Mapping):
+                rows += [{"run_id": run_id, "epoch": record["epoch"], "split": split, "name": str(name),
+                          "value": _num(value)} for name, value in values.items()]
+    return rows
+
+
 def _local_pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -221,7 +236,8 @@ class Claims(Queries):
                exit_code: int | None = None, final: Mapping[str, Any] | None = None) -> None:
         """End the owner's run: ``state`` is ``succeeded`` or ``failed`` (with a ``reason`` from
         models.REASONS and a one-line ``message``). ``final`` is the parsed result.json: its metrics are
-        stored with split ``final`` at epoch = its ``epochs`` (see ``final_metrics``). NotOwner if
+        stored with split ``final`` at epoch = its ``epochs`` (see ``final_metrics``), and its per-epoch
+        ``history`` fills the ``train``/``val`` rows again (``history_metrics``). NotOwner if
         ``owner`` does not own the run (it was reclaimed or cancelled meanwhile: nothing is written)."""
         if state not in ("succeeded", "failed"):
             raise ValueError(f"finish: state must be 'succeeded' or 'failed', got {state!r}")
@@ -239,7 +255,7 @@ class Claims(Queries):
                 epoch = final.get("epochs")
                 if not isinstance(epoch, int):
                     epoch = conn.execute(text("SELECT epoch FROM runs WHERE run_id = :r"), {"r": run_id}).scalar()
-                self._upsert_metrics(conn, [
+                self._upsert_metrics(conn, history_metrics(run_id, final) + [
                     {"run_id": run_id, "epoch": int(epoch or 0), "split": "final", "name": k, "value": v}
                     for k, v in final_metrics(final).items()
                 ])

@@ -25,7 +25,8 @@ SCHEMA_VERSION = 2
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 #: Reasons: why a run failed, or why it went back to the queue.
-REASONS = ("crashed", "oom", "nonfinite", "timeout", "interrupted", "orphaned", "bad_spec", "locked", "cancelled")
+REASONS = ("crashed", "oom", "nonfinite", "timeout", "interrupted", "orphaned", "bad_spec", "locked", "cancelled",
+           "killed", "disk_full", "bad_result")
 
 
 class Base(DeclarativeBase):

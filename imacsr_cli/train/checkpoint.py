@@ -1,16 +1,27 @@
-"""Atomic files: checkpoints (torch) and JSON results. A reader never sees a half-written file."""
+"""Atomic files: checkpoints (torch) and JSON results. A reader never sees a half-written file.
+
+Both carry the run's own record, so that nothing in RUN_DIR is taken for another run's and no epoch's
+history depends on events.jsonl alone: a checkpoint holds ``run_id`` and ``history`` (the epoch records
+so far), result.json holds ``run_id`` and the whole ``history``. ``checkpoint_problem`` and
+``result_problem`` say why a file found in RUN_DIR cannot be this run's (None when it can).
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from imacsr_cli.train.events import json_safe
+
+# What a result.json must hold before anything reads its metrics (docs/contracts.md).
+RESULT_KEYS = ("run_id", "metrics", "confusion_matrix", "epochs")
 
 
 def _atomic_replace(path: Path, write) -> None:
@@ -38,3 +49,84 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def write_json(path: Path, data: Any) -> None:
     text = json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
     _atomic_replace(path, lambda fh: fh.write(text.encode()))
+
+
+def checkpoint_problem(state: Any, run_id: str) -> str | None:
+    """Why a loaded checkpoint cannot resume run ``run_id`` (None when it can)."""
+    if not isinstance(state, dict):
+        return f"holds a {type(state).__name__}, not a checkpoint"
+    if state.get("run_id") != run_id:
+        return f"belongs to run {state.get('run_id') or '(none recorded)'}, not {run_id}"
+    missing = [k for k in ("epoch", "trainee") if k not in state]
+    if not state.get("final"):
+        missing += [k for k in ("optimizer", "schedule", "scaler", "rng_cpu") if k not in state]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    return None
+
+
+def read_result(path: Path, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """RUN_DIR/result.json if it is run ``run_id``'s result: ``(result, None)``; else ``(None, why)``.
+
+    Empty, not JSON, another run's, or without its metrics: never ingested as this run's result.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, "does not exist"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    if not raw.strip():
+        return None, "is empty"
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"is not JSON ({exc})"
+    if not isinstance(data, dict):
+        return None, f"holds a JSON {type(data).__name__}, not a result"
+    if data.get("run_id") != run_id:
+        return None, f"is the result of run {data.get('run_id') or '(none recorded)'}, not {run_id}"
+    missing = [k for k in RESULT_KEYS if k not in data]
+    if missing:
+        return None, f"lacks {', '.join(missing)}"
+    if not isinstance(data["metrics"], dict) or not isinstance(data["metrics"].get("dataset"), dict):
+        return None, "has no dataset metrics"
+    return data, None
+
+
+def set_aside(path: Path) -> Path:
+    """Rename ``path`` to ``<name>.bad-<UTC time>`` beside it (kept for inspection); return the new path."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.bad-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.bad-{stamp}-{n}")
+    os.replace(path, target)
+    return target
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a failed write ran out of space. torch.save reports ENOSPC as a RuntimeError ("enforce
+    fail at inline_container.cc ... unexpected pos"), which carries no errno: then the file system
+    of the file being written is checked for free space."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(e)
+        if "No space left on device" in text or "database or disk is full" in text:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def low_on_space(directory: Path, need_bytes: int = 64 << 20) -> bool:
+    """Whether the file system of ``directory`` has less than ``need_bytes`` free for us."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < need_bytes

@@ -5,13 +5,21 @@ Every line has ``event`` and ``time`` (Unix seconds). The kinds, in the order th
 - ``start``: ``run_id``, ``pid``, ``host``, ``device``, ``epochs``, ``steps_per_epoch``,
   ``resumed_from`` (the last finished epoch of the checkpoint, 0 for a fresh start).
 - ``heartbeat``: ``epoch`` (1-based, the one in progress), ``step``, ``steps``, ``loss`` (last batch).
-  At most one every ``HEARTBEAT_SECONDS``; a scheduler takes silence as a sign of a hang.
+  At most one every ``HEARTBEAT_SECONDS``; a scheduler takes silence as a sign of a hang. Before
+  ``start``, heartbeats with ``phase`` "startup" (and nothing else) come from a thread while the data and
+  the model are built; the first of them is the trainer's first event.
+- ``checkpoint_set_aside`` (before ``start``): ``path`` (where the checkpoint now is), ``problem``,
+  ``message``: checkpoint.pt did not load or was another run's; the run starts from scratch.
 - ``epoch``: ``epoch``, ``epochs``, ``train`` (mean losses of the epoch, one key per term:
   ``loss``, ``ce``, ``mi/<point>``, ``ne/<point>``), ``val`` (metrics of the evaluation, dataset-level
   convention: ``mIoU``, ``mF1``, ``mPrecision``, ``mRecall``, in [0, 1]; empty when the epoch was not
   evaluated), ``lr``, ``seconds``, ``images_per_s``.
 - ``end``: ``status`` ("succeeded" | "failed" | "interrupted"), ``reason`` (for failures: "nonfinite",
-  "oom", "crash", "interrupted", "locked", "bad_spec"), ``message`` (one line), ``exit_code``.
+  "oom", "crash", "interrupted", "locked", "bad_spec", "disk_full", "bad_result"), ``message`` (one
+  line), ``exit_code``.
+
+The ``epoch`` event of epoch k is fsynced before the checkpoint of epoch k is written; a trainer that
+resumes from checkpoint k-1 trains epoch k again but does not write its event a second time.
 
 A line is written whole and flushed; a reader must skip a last line that does not parse (the writer may
 be mid-line when it is read).
@@ -22,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -34,14 +43,20 @@ class EventWriter:
 
     def __init__(self, path: Path, listener: Callable[[dict[str, Any]], None] | None = None):
         self._fh = open(path, "a", buffering=1, encoding="utf-8")
+        if _ends_mid_line(path):  # a torn last line (a kill mid-write): never glue the next event to it
+            self._fh.write("\n")
         self._last_heartbeat = 0.0
         self._listener = listener
+        self._mutex = threading.Lock()  # start-up heartbeats come from a thread
+        self.started = False  # the ``start`` event was written
 
     def emit(self, event: str, **fields: Any) -> None:
         record = json_safe({"event": event, "time": time.time(), **fields})
-        self._fh.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        with self._mutex:
+            self._fh.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self.started = self.started or event == "start"
         if self._listener:
             self._listener(record)
 
@@ -59,6 +74,18 @@ class EventWriter:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False
 
 
 def json_safe(obj: Any) -> Any:

@@ -1,20 +1,24 @@
 """Test-only fault injection: IMACSR_TEST_FAULT=<kind>@<epoch>[:once].
 
 Lets the orchestrator's tests make a real trainer crash, hang, diverge or run out of memory at a chosen
-epoch without mocking anything. Kinds: crash, hang, nan, oom, slow. With ``:once`` the fault fires only
-if the marker file does not exist yet, and creates it, so a retried run succeeds.
+epoch without mocking anything. Kinds: crash, hang, nan, oom, slow (at the start of the epoch or in its
+steps); kill (SIGKILL to itself after the epoch's event is written, before its checkpoint); stall (at
+start-up, after the data and model are built: waits, heartbeating, until RUN_DIR/.fault_release exists;
+the epoch is ignored). With ``:once`` the fault fires only if the marker file does not exist yet, and
+creates it, so a retried run succeeds.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-KINDS = ("crash", "hang", "nan", "oom", "slow")
+KINDS = ("crash", "hang", "nan", "oom", "slow", "kill", "stall")
 _OOM = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
 
 
@@ -36,9 +40,32 @@ def from_env(value: str | None = None) -> Fault | None:
     return Fault(kind, int(epoch), flag == "once")
 
 
+def _fires(fault: Fault, marker: Path) -> bool:
+    if fault.once:
+        if marker.exists():
+            return False
+        marker.touch()
+    return True
+
+
+def at_startup(fault: Fault | None, marker: Path, release: Path) -> None:
+    """``stall``: block until ``release`` exists (the trainer's start-up heartbeats go on meanwhile)."""
+    if fault is None or fault.kind != "stall" or not _fires(fault, marker):
+        return
+    while not release.exists():
+        time.sleep(0.1)
+
+
+def before_checkpoint(fault: Fault | None, epoch: int, marker: Path) -> None:
+    """``kill``: the trainer SIGKILLs itself between the epoch's event and its checkpoint."""
+    if fault is not None and fault.kind == "kill" and epoch == fault.epoch and _fires(fault, marker):
+        os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(60)  # the signal is on its way
+
+
 def arm(fault: Fault | None, epoch: int, marker: Path) -> Fault | None:
     """The fault to apply during this epoch, or None. Raising faults (crash, oom, hang) act here."""
-    if fault is None or epoch != fault.epoch:
+    if fault is None or epoch != fault.epoch or fault.kind in ("kill", "stall"):
         return None
     if fault.once:
         if marker.exists():

@@ -1,8 +1,10 @@
 """The trainer: one run, in its own process, from RUN_DIR/spec.json to RUN_DIR/result.json.
 
 Read it top to bottom: ``run`` sets the stage (lock, spec, data, model, optimizer, resume), then
-each epoch is ``train_one_epoch`` → ``evaluate`` → checkpoint → ``epoch`` event, and the last
-evaluation becomes result.json. The trainer knows nothing of the database: its files are its output
+each epoch is ``train_one_epoch`` → ``evaluate`` → ``epoch`` event (fsynced) → checkpoint, and the last
+evaluation becomes result.json. The epoch's record is durable before the checkpoint that skips it, and
+kept in the checkpoint's and result.json's ``history`` too, so no epoch's metrics depend on
+events.jsonl alone. The trainer knows nothing of the database: its files are its output
 (docs/contracts.md), and its exit code says how it ended (imacsr_cli/errors.py).
 """
 
@@ -17,7 +19,9 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +33,17 @@ from imacsr_cli.data import registry as data_registry
 from imacsr_cli.models import registry as model_registry
 from imacsr_cli.spec import RunPaths, RunSpec, resolve
 from imacsr_cli.train import faults
-from imacsr_cli.train.checkpoint import load_checkpoint, save_checkpoint, write_json
-from imacsr_cli.train.events import EventWriter
+from imacsr_cli.train.checkpoint import (
+    checkpoint_problem,
+    is_disk_full,
+    load_checkpoint,
+    low_on_space,
+    read_result,
+    save_checkpoint,
+    set_aside,
+    write_json,
+)
+from imacsr_cli.train.events import HEARTBEAT_SECONDS, EventWriter, read_events
 from imacsr_cli.train.imacsr import IMacSR, cross_entropy
 from imacsr_cli.train.metrics import ConfusionMatrix
 
@@ -43,6 +56,14 @@ class Interrupted(Exception):
 
 class NonFinite(Exception):
     """The loss became NaN or inf."""
+
+
+class BadResult(Exception):
+    """RUN_DIR/result.json exists but is not this run's result (another run's, empty, corrupt)."""
+
+
+# Fields of an ``epoch`` event that make up the epoch's record (the checkpoint's and result's history).
+RECORD_KEYS = ("epoch", "epochs", "train", "val", "lr", "seconds", "images_per_s")
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -61,21 +82,30 @@ def run(run_dir: str | Path, listener: Callable[[dict[str, Any]], None] | None =
     lock = _lock(paths)
     if lock is None:
         return errors.EXIT_LOCKED
-    _log_to(paths.log)
-    if paths.result.exists():
-        log.info("result.json exists: nothing to do")
-        return errors.EXIT_OK
-    events = EventWriter(paths.events, listener)
+    try:
+        _log_to(paths.log)
+        events = EventWriter(paths.events, listener)
+    except OSError as exc:
+        lock.close()
+        if is_disk_full(exc):
+            return errors.EXIT_DISK_FULL
+        raise
     try:
         with _signals_raise_interrupted():
             return _train(paths, events)
     except errors.ImacsrError as exc:
         return _end(events, errors.EXIT_BAD_SPEC, "bad_spec", str(exc))
+    except BadResult as exc:
+        return _end(events, errors.EXIT_BAD_RESULT, "bad_result", str(exc))
     except Interrupted as exc:
         return _end(events, errors.EXIT_INTERRUPTED, "interrupted", str(exc))
     except NonFinite as exc:
         return _end(events, errors.EXIT_NONFINITE, "nonfinite", str(exc))
     except Exception as exc:
+        if is_disk_full(exc) or ("unexpected pos" in str(exc) and low_on_space(paths.root)):
+            return _end(events, errors.EXIT_DISK_FULL, "disk_full",
+                        f"disk full: no space left in {paths.root} ({str(exc).splitlines()[0]}); the last "
+                        "checkpoint is intact: free space, and the run resumes from it")
         if _is_oom(exc):
             return _end(events, errors.EXIT_OOM, "oom", str(exc).splitlines()[0])
         log.exception("crashed")
@@ -87,7 +117,21 @@ def run(run_dir: str | Path, listener: Callable[[dict[str, Any]], None] | None =
 
 def _train(paths: RunPaths, events: EventWriter) -> int:
     spec = resolve(RunSpec.from_json(paths.spec))
+    if paths.result.exists():
+        _, problem = read_result(paths.result, spec.run_id)
+        if problem is None:
+            log.info("result.json exists: nothing to do")
+            return errors.EXIT_OK
+        raise BadResult(f"{paths.result} {problem}: move it out of the run directory, then retry the run "
+                        f"(imacsr runs retry {spec.run_id})")
     fault = faults.from_env()
+    # The first event, then a heartbeat every HEARTBEAT_SECONDS while the data and the model are built:
+    # a scheduler's --timeout counts from here, and a slow start-up is not a hang.
+    with _StartupHeartbeats(events):
+        return _train_started(paths, events, spec, fault)
+
+
+def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: faults.Fault | None) -> int:
     device = _device()
     _threads()
     torch.manual_seed(spec.train.seed)
@@ -108,6 +152,7 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
     for ds in (train_set, val_set):
         if hasattr(ds, "set_seed"):
             ds.set_seed(spec.train.seed)
+    faults.at_startup(fault, paths.fault_marker, paths.root / ".fault_release")
 
     model = model_registry.build(spec.model.name, spec.model.variant, info.num_classes, spec.model.weights or None)
     points = [p for p in model_registry.points(spec.model.name, spec.model.variant) if p.name in spec.points.names]
@@ -124,10 +169,9 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
 
     start_epoch = 0
-    if paths.checkpoint.exists():
-        state = load_checkpoint(paths.checkpoint)
-        if state.get("run_id") != spec.run_id:
-            raise errors.SpecError(f"{paths.checkpoint}: belongs to run {state.get('run_id')}, not {spec.run_id}")
+    history: list[dict[str, Any]] = []
+    state = _resume_state(paths, spec.run_id, events)
+    if state is not None:
         trainee.load_state_dict(state["trainee"])
         if not state.get("final"):  # a finished run's checkpoint keeps only the weights: evaluate again
             optimizer.load_state_dict(state["optimizer"])
@@ -137,7 +181,13 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
             if device.type == "cuda" and "rng_cuda" in state:
                 torch.cuda.set_rng_state(state["rng_cuda"])
         start_epoch = int(state["epoch"])
+        history = [dict(r) for r in state.get("history", [])]
         log.info("resumed from %s after epoch %d", paths.checkpoint, start_epoch)
+    # Epochs whose record is in events.jsonl already (written before a checkpoint that was then lost to a
+    # kill): trained again from the checkpoint, but not recorded a second time.
+    recorded = _recorded_epochs(paths, spec.run_id) if state is not None else {}
+    if len(history) < start_epoch:  # a checkpoint from before histories were kept
+        history = [recorded[e] for e in range(1, start_epoch + 1) if e in recorded]
 
     events.emit(
         "start", run_id=spec.run_id, pid=os.getpid(), host=socket.gethostname(), device=_device_name(device),
@@ -162,20 +212,31 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
         if evaluated:
             cm = evaluate(trainee, val_set, spec, info.num_classes, info.ignore_index, device, amp_dtype, events, epoch)
             val = cm.compute()["dataset"]
-        state = {
-            "run_id": spec.run_id, "epoch": epoch, "trainee": trainee.state_dict(),
-            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
-            "rng_cpu": torch.get_rng_state(), "spec": spec.to_dict(),
+        record = {
+            "epoch": epoch, "epochs": spec.train.epochs, "train": losses,
+            "val": {k: val[k] for k in ("mIoU", "mF1", "mPrecision", "mRecall")} if evaluated else {},
+            "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
+            "images_per_s": steps_per_epoch * spec.train.batch_size / max(seconds, 1e-9),
         }
-        if device.type == "cuda":
-            state["rng_cuda"] = torch.cuda.get_rng_state()
-        save_checkpoint(paths.checkpoint, state)
-        images_per_s = steps_per_epoch * spec.train.batch_size / max(seconds, 1e-9)
-        events.emit(
-            "epoch", epoch=epoch, epochs=spec.train.epochs, train=losses,
-            val={k: val[k] for k in ("mIoU", "mF1", "mPrecision", "mRecall")} if evaluated else {},
-            lr=optimizer.param_groups[0]["lr"], seconds=seconds, images_per_s=images_per_s,
-        )
+        # SIGTERM waits until the record and the checkpoint are both written; a SIGKILL between the
+        # two leaves the record, and the epoch is trained again but not recorded twice.
+        with _no_interruption():
+            if epoch in recorded:
+                record = recorded[epoch]  # the record a reader may already hold stays the one record
+                log.info("epoch %d: recorded before its checkpoint was lost; not recorded again", epoch)
+            else:
+                events.emit("epoch", **record)  # durable (fsynced) before the checkpoint that skips it
+            history.append(record)
+            faults.before_checkpoint(fault, epoch, paths.fault_marker)
+            state = {
+                "run_id": spec.run_id, "epoch": epoch, "trainee": trainee.state_dict(),
+                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                "scaler": scaler.state_dict(), "rng_cpu": torch.get_rng_state(), "spec": spec.to_dict(),
+                "history": history,
+            }
+            if device.type == "cuda":
+                state["rng_cuda"] = torch.cuda.get_rng_state()
+            save_checkpoint(paths.checkpoint, state)
         log.info("epoch %d/%d loss %.4f%s (%.1fs)", epoch, spec.train.epochs, losses["loss"],
                  f" mIoU {val['mIoU']:.4f}" if evaluated else "", seconds)
 
@@ -183,26 +244,96 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
         cm = evaluate(trainee, val_set, spec, info.num_classes, info.ignore_index, device, amp_dtype, events,
                       spec.train.epochs)
     epochs_here = spec.train.epochs - start_epoch
-    write_json(paths.result, {
-        "run_id": spec.run_id,
-        "spec": spec.to_dict(),
-        "metrics": cm.compute(),
-        "confusion_matrix": cm.mat.tolist(),
-        "classes": list(info.classes),
-        "epochs": spec.train.epochs,
-        "wall_seconds": time.time() - started,
-        "images_per_s": epochs_here * steps_per_epoch * spec.train.batch_size / max(train_seconds, 1e-9)
-        if epochs_here else None,
-        "device": _device_name(device),
-        "torch": torch.__version__,
-        "git_commit": _git_commit(),
-    })
-    # result.json is the truth now; keep the weights but drop the optimizer state (2/3 of the file).
-    save_checkpoint(paths.checkpoint, {"run_id": spec.run_id, "epoch": spec.train.epochs,
-                                       "trainee": trainee.state_dict(), "spec": spec.to_dict(), "final": True})
+    with _no_interruption():  # result.json and the final checkpoint are written whole
+        write_json(paths.result, {
+            "run_id": spec.run_id,
+            "spec": spec.to_dict(),
+            "metrics": cm.compute(),
+            "confusion_matrix": cm.mat.tolist(),
+            "classes": list(info.classes),
+            "epochs": spec.train.epochs,
+            "wall_seconds": time.time() - started,
+            "images_per_s": epochs_here * steps_per_epoch * spec.train.batch_size / max(train_seconds, 1e-9)
+            if epochs_here else None,
+            "device": _device_name(device),
+            "torch": torch.__version__,
+            "git_commit": _git_commit(),
+            "history": history,
+        })
+        # result.json is the truth now; keep the weights but drop the optimizer state (2/3 of the file).
+        save_checkpoint(paths.checkpoint, {"run_id": spec.run_id, "epoch": spec.train.epochs,
+                                           "trainee": trainee.state_dict(), "spec": spec.to_dict(), "final": True,
+                                           "history": history})
     events.emit("end", status="succeeded", reason=None, message="", exit_code=errors.EXIT_OK)
     log.info("succeeded: result.json written")
     return errors.EXIT_OK
+
+
+# ---- resume, records, start-up ------------------------------------------------------------------
+
+
+def _resume_state(paths: RunPaths, run_id: str, events: EventWriter) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None to start from scratch. A checkpoint that does not load
+    (truncated, corrupt) or is not this run's is set aside (renamed, kept) with an event saying so."""
+    if not paths.checkpoint.exists():
+        return None
+    try:
+        state = load_checkpoint(paths.checkpoint)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, pickle errors... for a broken file
+        if is_disk_full(exc):
+            raise
+        problem = f"does not load ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    else:
+        problem = checkpoint_problem(state, run_id)
+    if problem is None:
+        return state
+    aside = set_aside(paths.checkpoint)
+    message = f"{paths.checkpoint} {problem}: set aside as {aside.name}; the run starts from scratch"
+    log.warning("%s", message)
+    events.emit("checkpoint_set_aside", path=str(aside), problem=problem, message=message)
+    return None
+
+
+def _recorded_epochs(paths: RunPaths, run_id: str) -> dict[int, dict[str, Any]]:
+    """The epoch records of this run already in events.jsonl, by epoch (the last one of each). Records
+    made before a checkpoint was set aside belong to the abandoned training and are dropped."""
+    events, _ = read_events(paths.events)
+    recorded: dict[int, dict[str, Any]] = {}
+    ours = False
+    for ev in events:
+        kind = ev.get("event")
+        if kind == "start":
+            ours = ev.get("run_id") == run_id
+        elif kind == "checkpoint_set_aside":
+            recorded.clear()
+        elif kind == "epoch" and ours and isinstance(ev.get("epoch"), int):
+            recorded[ev["epoch"]] = {k: ev[k] for k in RECORD_KEYS if k in ev}
+    return recorded
+
+
+class _StartupHeartbeats:
+    """The first event at once, then a ``heartbeat`` (phase ``startup``) every HEARTBEAT_SECONDS from a
+    thread until the ``start`` event: a slow start-up (data, model, weights) must not look like a hang."""
+
+    def __init__(self, events: EventWriter):
+        self.events = events
+        self._stop = threading.Event()
+
+    def __enter__(self) -> None:
+        self.events.emit("heartbeat", phase="startup")
+        threading.Thread(target=self._beat, name="startup-heartbeats", daemon=True).start()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            if self.events.started:
+                return
+            try:
+                self.events.emit("heartbeat", phase="startup")
+            except (OSError, ValueError):  # disk full or the writer closed: the main thread reports it
+                return
 
 
 # ---- one epoch ----------------------------------------------------------------------------------
@@ -211,7 +342,10 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
 def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule: Any, scaler: Any,
                     dataset: Dataset, spec: RunSpec, epoch: int, device: torch.device,
                     amp_dtype: torch.dtype | None, events: EventWriter, fault: faults.Fault | None) -> dict[str, float]:
-    """One pass over the training set; returns the epoch's mean of every loss term."""
+    """One pass over the training set; returns the epoch's mean of every loss term over the batches
+    that have a labelled pixel. A batch whose pixels are all void (ignore_index) has no cross-entropy
+    (0/0 = NaN): it weighs nothing, so it is skipped (no update; the schedule still steps, so the
+    learning rate depends on the batch's place in training only), not taken for a divergence."""
     trainee.train()
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
@@ -220,7 +354,16 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
     loader = _loader(dataset, spec, sampler=order.tolist(), drop_last=True, device=device)
     sums: dict[str, float] = {}
     steps = len(loader)
+    counted = 0
     for step, (images, labels) in enumerate(loader, start=1):
+        if not bool((labels != trainee.ignore_index).any()):  # on the CPU tensor: no device sync
+            log.warning("epoch %d, step %d: every pixel of the batch is void; skipped (zero weight)", epoch, step)
+            with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": on purpose here
+                warnings.simplefilter("ignore", UserWarning)
+                schedule.step()
+            events.progress(phase="train", epoch=epoch, step=step, steps=steps)
+            continue
+        counted += 1
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         if spec.train.channels_last and device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
@@ -243,7 +386,7 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.item()
         events.progress(phase="train", epoch=epoch, step=step, steps=steps, loss=loss.item())
-    return {name: total / steps for name, total in sums.items()}
+    return {name: total / counted for name, total in sums.items()}
 
 
 @torch.inference_mode()
@@ -284,17 +427,33 @@ def _lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
 # ---- process plumbing ---------------------------------------------------------------------------
 
 
-def _lock(paths: RunPaths):
-    """An exclusive flock on RUN_DIR/.lock for the trainer's life; None if another trainer holds it."""
-    fh = open(paths.lock, "w")
+class _Lock:
+    """An open file descriptor that holds the flock on RUN_DIR/.lock."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def close(self) -> None:
+        os.close(self.fd)  # releases the flock
+
+
+def _lock(paths: RunPaths) -> _Lock | None:
+    """An exclusive flock on RUN_DIR/.lock for the trainer's life; None if another trainer holds it.
+
+    Opened without truncating, and the pid written only once the lock is ours: a trainer that fails to
+    get the lock must leave the holder's pid in the file, so a scheduler can signal a stray holder."""
+    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        fh.close()
+        os.close(fd)
         return None
-    fh.write(f"{os.getpid()}\n")
-    fh.flush()
-    return fh
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:  # a full disk: the lock is held all the same, and the holder's pid is unknown
+        pass
+    return _Lock(fd)
 
 
 def _log_to(path: Path) -> None:
@@ -308,15 +467,24 @@ def _log_to(path: Path) -> None:
 def _end(events: EventWriter, code: int, reason: str, message: str) -> int:
     log.error("%s: %s", reason, message)
     status = "interrupted" if code == errors.EXIT_INTERRUPTED else "failed"
-    events.emit("end", status=status, reason=reason, message=message, exit_code=code)
+    try:
+        events.emit("end", status=status, reason=reason, message=message, exit_code=code)
+    except OSError:  # a full disk: the exit code still says how it ended
+        pass
     return code
 
 
 class _signals_raise_interrupted:
     """SIGTERM/SIGINT raise Interrupted in the main thread; a parent watch does the same if the
-    scheduler that started us (IMACSR_PARENT_PID) dies, so no trainer runs on unseen."""
+    scheduler that started us (IMACSR_PARENT_PID) dies, so no trainer runs on unseen. Inside
+    ``_no_interruption()`` the signal waits for the block's end."""
+
+    active: _signals_raise_interrupted | None = None
+    deferring = 0
+    pending: str | None = None
 
     def __enter__(self) -> None:
+        _signals_raise_interrupted.active = self
         self._old = {}
         if threading.current_thread() is not threading.main_thread():
             return
@@ -329,11 +497,34 @@ class _signals_raise_interrupted:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+        _signals_raise_interrupted.active = None
 
     reason = ""
 
     def _raise(self, signum: int, frame: object) -> None:
-        raise Interrupted(self.reason or f"received {signal.Signals(signum).name}")
+        message = self.reason or f"received {signal.Signals(signum).name}"
+        if self.deferring:
+            self.pending = message
+            return
+        raise Interrupted(message)
+
+
+@contextmanager
+def _no_interruption() -> Iterator[None]:
+    """SIGTERM/SIGINT wait until the block is done: torch.save interrupted by an exception raised in
+    its write callback fails as a RuntimeError ("unexpected pos"), which would look like a crash."""
+    handler = _signals_raise_interrupted.active
+    if handler is None:
+        yield
+        return
+    handler.deferring += 1
+    try:
+        yield
+    finally:
+        handler.deferring -= 1
+    if not handler.deferring and handler.pending:
+        message, handler.pending = handler.pending, None
+        raise Interrupted(message)
 
     def _watch(self, parent: int) -> None:
         while os.getppid() == parent:

@@ -54,7 +54,9 @@ def test_run_writes_every_file_and_a_consistent_result(tmp_path):
         assert result["metrics"]["dataset"][key] == pytest.approx(again[key])
     assert set(result["metrics"]["paper"]) >= {"mIoU", "mF1", "mPrecision", "mRecall", "per_class"}
     kinds = [e["event"] for e in _events(d)]
-    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("epoch") == 2
+    assert kinds[0] == "heartbeat" and _events(d)[0]["phase"] == "startup"  # the first event: start-up
+    assert [k for k in kinds if k != "heartbeat"][0] == "start"
+    assert kinds[-1] == "end" and kinds.count("epoch") == 2
     epoch = next(e for e in _events(d) if e["event"] == "epoch")
     assert set(epoch["train"]) == {"loss", "ce", "mi/stem", "ne/stem", "mi/layer1.1", "ne/layer1.1"}
     # A second start does nothing: result.json is the truth.

@@ -111,9 +111,8 @@ def run_grid(
                        f"with their checkpoints; run the same command to resume", err=True)
             raise typer.Exit(outcome.exit_code)
         if outcome.disk_full is not None:
-            raise RunFailed(f"grid {grid.name}: stopped launching, the disk is full ({outcome.disk_full}); "
-                            f"{final['queued']} runs are queued with their checkpoints: free space, then run the "
-                            "same command to resume")
+            raise RunFailed(f"grid {grid.name}: stopped launching runs: {outcome.disk_full}; {final['queued']} runs "
+                            "are queued with their checkpoints: free space, then run the same command to resume")
         if outcome.exit_code != 0:
             bad = final["total"] - final["succeeded"]
             raise RunFailed(f"grid {grid.name}: {bad} of {final['total']} runs did not succeed "

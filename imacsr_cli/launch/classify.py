@@ -113,8 +113,8 @@ def classify(
     if exit_code == -signal.SIGKILL:
         return Outcome("failed", "killed", KILLED_MESSAGE, exit_code)
     if exit_code == EXIT_DISK_FULL:
-        return Outcome("requeue", "disk_full", end_msg or "disk full: no space left in RUN_DIR; the last checkpoint "
-                       "is intact: free space, and the run resumes from it", exit_code)
+        return Outcome("requeue", "disk_full", (end_msg or "disk full: no space left in RUN_DIR")
+                       + "; it resumes from its last checkpoint once space is back", exit_code)
 
     reason = _BY_EXIT.get(exit_code) if exit_code is not None else None
     if reason is None and end.get("reason") in _END_REASON:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from imacsr_cli.errors import NotFound, StoreError
 
@@ -85,7 +85,7 @@ def sqlite_engine(url: str, *, immediate: bool, memory: bool) -> Engine:
         cur = dbapi_conn.cursor()
         try:
             cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            if not memory:
+            if not memory and immediate:  # the writer sets it (it persists in the file); a reader writes nothing
                 cur.execute("PRAGMA journal_mode = WAL")
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.execute("PRAGMA foreign_keys = ON")
@@ -148,7 +148,17 @@ class Connected:
             with self._w.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise StoreError(f"{self.where}: {exc.orig}") from None
+            raise self.failure(exc) from None
+
+    def failure(self, exc: DBAPIError, what: str = "") -> StoreError:
+        """A StoreError for a failed database operation; on a full disk it says so (SQLite reports a
+        full disk as "database or disk is full", or as "disk I/O error" when it cannot grow -shm)."""
+        free = _free_bytes(self.where) if self.url.startswith("sqlite") and self.where != ":memory:" else None
+        if "disk is full" in str(exc.orig) or (free is not None and free < DISK_FULL_BYTES):
+            room = f"{free} bytes free" if free is not None else "no space left"
+            return StoreError(f"{self.where}: the disk is full ({room} on its file system; SQLite: {exc.orig}): "
+                              "free space and try again; what is stored is intact")
+        return StoreError(f"{self.where}{what}: {exc.orig}")
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -158,6 +168,17 @@ class Connected:
                 yield conn
             finally:
                 conn.rollback()
+
+
+DISK_FULL_BYTES = 1 << 20  # less than this free next to a SQLite file: a failure there is the full disk
+
+
+def _free_bytes(path: str) -> int | None:
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)) or ".")
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def _after_fork(ref: weakref.ref) -> None:

@@ -123,7 +123,8 @@ class Store(Claims):
                 )
             value = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar()
         except DBAPIError as exc:
-            raise StoreError(f"{self.where} is not an imacsr database: {exc.orig}") from None
+            failure = self.failure(exc, " is not an imacsr database")
+            raise failure from None
         if value is None or not str(value).isdigit():
             raise StoreError(f"{self.where} is not an imacsr database (no schema_version in its meta table)")
         version = int(value)

@@ -104,8 +104,8 @@ def run(run_dir: str | Path, listener: Callable[[dict[str, Any]], None] | None =
     except Exception as exc:
         if is_disk_full(exc) or ("unexpected pos" in str(exc) and low_on_space(paths.root)):
             return _end(events, errors.EXIT_DISK_FULL, "disk_full",
-                        f"disk full: no space left in {paths.root} ({str(exc).splitlines()[0]}); the last "
-                        "checkpoint is intact: free space, and the run resumes from it")
+                        f"disk full: no space left for {paths.root} ({str(exc).splitlines()[0]}); the last "
+                        "checkpoint is intact")
         if _is_oom(exc):
             return _end(events, errors.EXIT_OOM, "oom", str(exc).splitlines()[0])
         log.exception("crashed")
@@ -508,6 +508,12 @@ class _signals_raise_interrupted:
             return
         raise Interrupted(message)
 
+    def _watch(self, parent: int) -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        self.reason = f"parent process {parent} gone"
+        os.kill(os.getpid(), signal.SIGTERM)
+
 
 @contextmanager
 def _no_interruption() -> Iterator[None]:
@@ -525,12 +531,6 @@ def _no_interruption() -> Iterator[None]:
     if not handler.deferring and handler.pending:
         message, handler.pending = handler.pending, None
         raise Interrupted(message)
-
-    def _watch(self, parent: int) -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        self.reason = f"parent process {parent} gone"
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _device() -> torch.device:

@@ -32,10 +32,26 @@ def test_locked_goes_back_to_the_queue_not_a_failure():
 def test_crash_message_carries_the_last_log_lines():
     out = classify(1, result_exists=False, log_tail=["Traceback (most recent call last):", "RuntimeError: boom"])
     assert out.message == "exit code 1\nTraceback (most recent call last):\nRuntimeError: boom"
-    killed = classify(-9, result_exists=False)
-    assert killed.reason == "crashed" and killed.message.startswith("killed by SIGKILL")
     zero = classify(0, result_exists=False)
     assert zero.reason == "crashed" and "without writing result.json" in zero.message
+
+
+def test_sigkill_from_outside_is_killed_retryable_and_blames_host_memory():
+    killed = classify(-9, result_exists=False)
+    assert (killed.verdict, killed.reason, killed.retryable) == ("failed", "killed", True)
+    assert killed.message.startswith("killed by SIGKILL, not by imacsr: host memory is the likely cause")
+    # Our own SIGKILL (after a timeout or a forced stop) stays what it was.
+    assert classify(-9, result_exists=False, stopped=True).reason == "interrupted"
+
+
+def test_a_full_disk_requeues_and_a_foreign_result_fails():
+    full = classify(7, result_exists=False, end_event={"reason": "disk_full", "message": "disk full: no space"})
+    assert (full.verdict, full.reason) == ("requeue", "disk_full")
+    assert full.message == "disk full: no space; it resumes from its last checkpoint once space is back"
+    assert classify(7, result_exists=False).message.startswith("disk full")
+    bad = classify(8, result_exists=False, end_event={"reason": "bad_result", "message": "x/result.json is empty"})
+    assert (bad.verdict, bad.reason, bad.message, bad.retryable) == ("failed", "bad_result", "x/result.json is empty",
+                                                                    False)
 
 
 def test_scheduler_decisions_win_over_the_exit_code():

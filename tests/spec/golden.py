@@ -32,6 +32,13 @@ HAND_WRITTEN: dict[str, dict[str, Any]] = {
         "method": {"name": "conventional", "alpha": 0.7, "lambda": 0.5}},
     "explicit points.names": {"points": {"names": ["layer1.0", "layer2.1", "layer4.0"]}},
     "explicit points.names, one point": {"points": {"names": ["layer3.0"]}},
+    # Pinned after the rule that explicit names ignore position/spacing (same ids as the two above).
+    "explicit points.names, ignored position and spacing": {
+        "points": {"names": ["layer1.0", "layer2.1", "layer4.0"], "position": "central", "spacing": 5}},
+    "explicit points.names, one point, ignored position and spacing": {
+        "points": {"names": ["layer3.0"], "position": "output", "spacing": 1}},
+    "explicit points.names in a grid base with spacing 1": {
+        "data": {"name": "cityscapes"}, "points": {"names": ["stem", "layer2.0"], "spacing": 1}},
     "per-point alpha and lambda lists": {
         "method": {"alpha": [0.1, 0.2, 0.3], "lambda": [0.01, 0.0, -0.01]}, "points": {"count": 3}},
     "one point (spacing normalised)": {"points": {"count": 1, "position": "output", "spacing": 3}},

@@ -43,7 +43,7 @@ from imacsr_cli.launch.executor import Executor, Slot, pid_alive, trainer_of
 from imacsr_cli.launch.observer import ActiveRun, GridOutcome, Observer
 from imacsr_cli.spec.paths import RunPaths
 from imacsr_cli.store import NotOwner, RunRecord, Store
-from imacsr_cli.train.checkpoint import read_result
+from imacsr_cli.train.results import read_result
 from imacsr_cli.train.events import HEARTBEAT_SECONDS, read_events
 
 LAUNCH_MARK = "--- "  # executor.py starts each launch's section of trainer.out with it

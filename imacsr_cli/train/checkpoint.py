@@ -3,7 +3,7 @@
 Both carry the run's own record, so that nothing in RUN_DIR is taken for another run's and no epoch's
 history depends on events.jsonl alone: a checkpoint holds ``run_id`` and ``history`` (the epoch records
 so far), result.json holds ``run_id`` and the whole ``history``. ``checkpoint_problem`` and
-``result_problem`` say why a file found in RUN_DIR cannot be this run's (None when it can).
+``results.read_result`` say why a file found in RUN_DIR cannot be this run's.
 """
 
 from __future__ import annotations
@@ -19,10 +19,6 @@ from typing import Any
 import torch
 
 from imacsr_cli.train.events import json_safe
-
-# What a result.json must hold before anything reads its metrics (docs/contracts.md).
-RESULT_KEYS = ("run_id", "metrics", "confusion_matrix", "epochs")
-
 
 def _atomic_replace(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -63,35 +59,6 @@ def checkpoint_problem(state: Any, run_id: str) -> str | None:
     if missing:
         return f"lacks {', '.join(missing)}"
     return None
-
-
-def read_result(path: Path, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
-    """RUN_DIR/result.json if it is run ``run_id``'s result: ``(result, None)``; else ``(None, why)``.
-
-    Empty, not JSON, another run's, or without its metrics: never ingested as this run's result.
-    """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None, "does not exist"
-    except OSError as exc:
-        return None, f"cannot be read ({exc.strerror or exc})"
-    if not raw.strip():
-        return None, "is empty"
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, f"is not JSON ({exc})"
-    if not isinstance(data, dict):
-        return None, f"holds a JSON {type(data).__name__}, not a result"
-    if data.get("run_id") != run_id:
-        return None, f"is the result of run {data.get('run_id') or '(none recorded)'}, not {run_id}"
-    missing = [k for k in RESULT_KEYS if k not in data]
-    if missing:
-        return None, f"lacks {', '.join(missing)}"
-    if not isinstance(data["metrics"], dict) or not isinstance(data["metrics"].get("dataset"), dict):
-        return None, "has no dataset metrics"
-    return data, None
 
 
 def set_aside(path: Path) -> Path:

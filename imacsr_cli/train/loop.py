@@ -38,13 +38,13 @@ from imacsr_cli.train.checkpoint import (
     is_disk_full,
     load_checkpoint,
     low_on_space,
-    read_result,
     save_checkpoint,
     set_aside,
     write_json,
 )
 from imacsr_cli.train.events import HEARTBEAT_SECONDS, EventWriter, read_events
 from imacsr_cli.train.imacsr import IMacSR, cross_entropy
+from imacsr_cli.train.results import read_result
 from imacsr_cli.train.metrics import ConfusionMatrix
 
 log = logging.getLogger("imacsr.train")

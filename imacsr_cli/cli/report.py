@@ -12,6 +12,8 @@ from typing import Any
 
 import typer
 
+from imacsr_cli import metric_names as mn
+from imacsr_cli.cli.options import db_option
 from imacsr_cli.errors import ImacsrError
 
 
@@ -25,7 +27,7 @@ TABLES = ("iv", "vi")
 FIGURES = ("3", "4")
 FORMATS = ("rich", "md", "latex", "csv", "json")
 CONVENTIONS = ("dataset", "paper")
-METRICS = ("mIoU", "mF1", "mPrecision", "mRecall")
+METRICS = mn.MAIN
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
@@ -48,7 +50,7 @@ def report(
     convention: str = typer.Option(
         "dataset", "--convention", metavar="dataset|paper",
         help="Metrics from the dataset-level confusion matrix, or the paper's per-image average (eq. 13)."),
-    db: str = typer.Option(None, "--db", help="Database URL or path (default: $IMACSR_DB, else results/imacsr.db)."),
+    db: str = db_option(),
     explain: str = typer.Option(
         None, "--explain", metavar="CELL",
         help="List the runs behind one cell and how their specs differ, e.g. 'DeepLabv3+/iMacSR/cityscapes'."),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from imacsr_cli import metric_names as mn
 from imacsr_cli.cli.options import db_option
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -244,8 +245,8 @@ class _Live(_Plain):
                      Text(f"{done}/{total} done · {c.get('succeeded', 0)} ok · {c.get('failed', 0)} failed · "
                           f"{len(self.active)} running here · {c.get('queued', 0)} queued"))
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("run", "slot", "spec", "epoch", "step", "loss", "mIoU", "ETA"):
-            table.add_column(col, no_wrap=True, justify="right" if col in ("epoch", "step", "loss", "mIoU", "ETA")
+        for col in ("run", "slot", "spec", "epoch", "step", mn.LOSS, mn.MIOU, "ETA"):
+            table.add_column(col, no_wrap=True, justify="right" if col in ("epoch", "step", mn.LOSS, mn.MIOU, "ETA")
                              else "left")
         now = time.time()
         for a in sorted(self.active, key=lambda x: x.slot.index):

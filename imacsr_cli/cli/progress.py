@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from imacsr_cli import metric_names as mn
-from imacsr_cli.rundir import End, Epoch, Event, Start, Step
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from imacsr_cli import metric_names as mn
+from imacsr_cli.rundir import End, Epoch, Event, Start, Step
 
 
 class TrainProgress:

@@ -54,7 +54,7 @@ def report(
     explain: str = typer.Option(
         None, "--explain", metavar="CELL",
         help="List the runs behind one cell and how their specs differ, e.g. 'DeepLabv3+/iMacSR/cityscapes'."),
-    metric: str = typer.Option("mIoU", "--metric", help="Metric of Table VI and of the findings checks."),
+    metric: str = typer.Option(mn.MIOU, "--metric", help="Metric of Table VI and of the findings checks."),
 ) -> None:
     """Tables and figures of the paper from the results database, beside the published values.
 
@@ -64,7 +64,7 @@ def report(
     figure = _choice(figure, FIGURES, "--figure")
     fmt = _choice(fmt, FORMATS, "--format") or "rich"
     convention = _choice(convention, CONVENTIONS, "--convention") or "dataset"
-    metric = _choice(metric, METRICS, "--metric") or "mIoU"
+    metric = _choice(metric, METRICS, "--metric") or mn.MIOU
     if not (table or figure or all_):
         raise UsageProblem("say what to report: --table iv|vi, --figure 3|4 or --all")
 

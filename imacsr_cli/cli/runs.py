@@ -42,7 +42,7 @@ def show(
 
     with Store.open(db, create=False) as store:
         r = store.run(run_id, events=events)
-        metrics = store.metrics_frame([r["run_id"]], split="train", names=["loss"])
+        metrics = store.metrics_frame([r["run_id"]], split="train", names=[mn.LOSS])
     paths = RunPaths(_run_dir(r, runs_dir))
     now = time.time()
     out = [f"run {r['run_id']}", ""]

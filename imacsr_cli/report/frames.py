@@ -23,13 +23,14 @@ from typing import Any
 
 import pandas as pd
 
+from imacsr_cli import metric_names as mn
 from imacsr_cli.errors import ImacsrError
 
-METRICS = ("mIoU", "mF1", "mPrecision", "mRecall")
+METRICS = mn.MAIN
 CONVENTIONS = {
     # name -> (prefix of the final metric rows, caption text)
-    "dataset": ("", "dataset-level confusion matrix"),
-    "paper": ("paper/", "per-image average, eq. (13)"),
+    mn.DATASET: (mn.CONVENTION_PREFIX[mn.DATASET], "dataset-level confusion matrix"),
+    mn.PAPER: (mn.CONVENTION_PREFIX[mn.PAPER], "per-image average, eq. (13)"),
 }
 SEED_KEY = "train.seed"
 

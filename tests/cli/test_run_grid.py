@@ -139,8 +139,11 @@ def test_faults_are_classified_and_only_retryable_ones_retried(tmp_path):
     assert f"[1/1] {crash.run_id} failed (crashed): exit code 1" in outs["crash"][0]
     assert (hang.state, hang.reason, hang.attempts) == ("failed", "timeout", 1)
     assert hang.message.startswith("no progress for 10 s")
+    # On a loaded machine the 10 s may run out while the trainer still imports torch (no start event
+    # yet): either way the one trainer it started is gone.
     hang_start = starts(tmp_path / "hang" / "results" / "runs" / hang.run_id)
-    assert len(hang_start) == 1 and pid_gone(hang_start[0]["pid"])
+    assert len(hang_start) <= 1 and all(pid_gone(s["pid"]) for s in hang_start)
+    assert hang.trainer_pid is None or pid_gone(hang.trainer_pid)
 
 
 def test_oom_is_retried_and_succeeds(tmp_path):

@@ -1,50 +1,30 @@
-"""Atomic files: checkpoints (torch) and JSON results. A reader never sees a half-written file.
+"""Checkpoints (torch), written atomically through the run directory's one writer.
 
-Both carry the run's own record, so that nothing in RUN_DIR is taken for another run's and no epoch's
-history depends on events.jsonl alone: a checkpoint holds ``run_id`` and ``history`` (the epoch records
-so far), result.json holds ``run_id`` and the whole ``history``. ``checkpoint_problem`` and
-``results.read_result`` say why a file found in RUN_DIR cannot be this run's.
+A checkpoint holds the run's ``run_id`` and ``history`` (the epoch records so far), so a checkpoint
+found in RUN_DIR is checked before use (``checkpoint_problem``) and no epoch's history depends on
+events.jsonl alone. ``set_aside`` keeps a bad one; ``is_disk_full`` tells ENOSPC behind torch's errors.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from imacsr_cli.train.events import json_safe
-
-def _atomic_replace(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from imacsr_cli.rundir import write_atomic
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    _atomic_replace(path, lambda fh: torch.save(state, fh))
+    write_atomic(path, lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     # weights_only=True refuses pickled code: a checkpoint holds tensors, numbers and strings only.
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def write_json(path: Path, data: Any) -> None:
-    text = json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
-    _atomic_replace(path, lambda fh: fh.write(text.encode()))
 
 
 def checkpoint_problem(state: Any, run_id: str) -> str | None:

@@ -5,7 +5,7 @@ each epoch is ``train_one_epoch`` → ``evaluate`` → ``epoch`` event (fsynced)
 evaluation becomes result.json. The epoch's record is durable before the checkpoint that skips it, and
 kept in the checkpoint's and result.json's ``history`` too, so no epoch's metrics depend on
 events.jsonl alone. The trainer knows nothing of the database: its files are its output
-(docs/contracts.md), and its exit code says how it ended (imacsr_cli/errors.py).
+(docs/contracts.md), and its exit code says how it ended (imacsr_cli/rundir/codes.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import platform
 import signal
 import socket
-import subprocess
 import threading
 import time
 import warnings
@@ -29,9 +28,26 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from imacsr_cli import errors
+from imacsr_cli import metric_names as mn
 from imacsr_cli.data import registry as data_registry
 from imacsr_cli.models import registry as model_registry
-from imacsr_cli.spec import RunPaths, RunSpec, resolve
+from imacsr_cli.rundir import (
+    CheckpointSetAside,
+    End,
+    Epoch,
+    EventWriter,
+    Heartbeat,
+    ResultError,
+    RunPaths,
+    Start,
+    code_version,
+    codes,
+    read_events,
+    read_result,
+    write_json,
+)
+from imacsr_cli.rundir.events import HEARTBEAT_SECONDS
+from imacsr_cli.spec import RunSpec, resolve
 from imacsr_cli.train import faults
 from imacsr_cli.train.checkpoint import (
     checkpoint_problem,
@@ -40,11 +56,8 @@ from imacsr_cli.train.checkpoint import (
     low_on_space,
     save_checkpoint,
     set_aside,
-    write_json,
 )
-from imacsr_cli.train.events import HEARTBEAT_SECONDS, EventWriter, read_events
 from imacsr_cli.train.imacsr import IMacSR, cross_entropy
-from imacsr_cli.train.results import read_result
 from imacsr_cli.train.metrics import ConfusionMatrix
 
 log = logging.getLogger("imacsr.train")
@@ -81,35 +94,35 @@ def run(run_dir: str | Path, listener: Callable[[dict[str, Any]], None] | None =
         raise errors.SpecError(f"{paths.spec}: file not found (a run directory holds spec.json)")
     lock = _lock(paths)
     if lock is None:
-        return errors.EXIT_LOCKED
+        return codes.EXIT_LOCKED
     try:
         _log_to(paths.log)
         events = EventWriter(paths.events, listener)
     except OSError as exc:
         lock.close()
         if is_disk_full(exc):
-            return errors.EXIT_DISK_FULL
+            return codes.EXIT_DISK_FULL
         raise
     try:
         with _signals_raise_interrupted():
             return _train(paths, events)
     except errors.ImacsrError as exc:
-        return _end(events, errors.EXIT_BAD_SPEC, "bad_spec", str(exc))
+        return _end(events, codes.EXIT_BAD_SPEC, str(exc))
     except BadResult as exc:
-        return _end(events, errors.EXIT_BAD_RESULT, "bad_result", str(exc))
+        return _end(events, codes.EXIT_BAD_RESULT, str(exc))
     except Interrupted as exc:
-        return _end(events, errors.EXIT_INTERRUPTED, "interrupted", str(exc))
+        return _end(events, codes.EXIT_INTERRUPTED, str(exc))
     except NonFinite as exc:
-        return _end(events, errors.EXIT_NONFINITE, "nonfinite", str(exc))
+        return _end(events, codes.EXIT_NONFINITE, str(exc))
     except Exception as exc:
         if is_disk_full(exc) or ("unexpected pos" in str(exc) and low_on_space(paths.root)):
-            return _end(events, errors.EXIT_DISK_FULL, "disk_full",
+            return _end(events, codes.EXIT_DISK_FULL,
                         f"disk full: no space left for {paths.root} ({str(exc).splitlines()[0]}); the last "
                         "checkpoint is intact")
         if _is_oom(exc):
-            return _end(events, errors.EXIT_OOM, "oom", str(exc).splitlines()[0])
+            return _end(events, codes.EXIT_OOM, str(exc).splitlines()[0])
         log.exception("crashed")
-        return _end(events, errors.EXIT_CRASH, "crash", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return _end(events, codes.EXIT_CRASH, f"{type(exc).__name__}: {exc}".splitlines()[0])
     finally:
         events.close()
         lock.close()
@@ -118,12 +131,13 @@ def run(run_dir: str | Path, listener: Callable[[dict[str, Any]], None] | None =
 def _train(paths: RunPaths, events: EventWriter) -> int:
     spec = resolve(RunSpec.from_json(paths.spec))
     if paths.result.exists():
-        _, problem = read_result(paths.result, spec.run_id)
-        if problem is None:
-            log.info("result.json exists: nothing to do")
-            return errors.EXIT_OK
-        raise BadResult(f"{paths.result} {problem}: move it out of the run directory, then retry the run "
-                        f"(imacsr runs retry {spec.run_id})")
+        try:
+            read_result(paths, spec.run_id)
+        except ResultError as exc:
+            raise BadResult(f"{exc}: move it out of the run directory, then retry the run "
+                            f"(imacsr runs retry {spec.run_id})") from None
+        log.info("result.json exists: nothing to do")
+        return codes.EXIT_OK
     fault = faults.from_env()
     # The first event, then a heartbeat every HEARTBEAT_SECONDS while the data and the model are built:
     # a scheduler's --timeout counts from here, and a slow start-up is not a hang.
@@ -132,6 +146,7 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
 
 
 def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: faults.Fault | None) -> int:
+    code = code_version()  # read before training: the checkout may change while the run trains
     device = _device()
     _threads()
     torch.manual_seed(spec.train.seed)
@@ -189,11 +204,11 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
     if len(history) < start_epoch:  # a checkpoint from before histories were kept
         history = [recorded[e] for e in range(1, start_epoch + 1) if e in recorded]
 
-    events.emit(
-        "start", run_id=spec.run_id, pid=os.getpid(), host=socket.gethostname(), device=_device_name(device),
+    events.emit(Start(
+        run_id=spec.run_id, pid=os.getpid(), host=socket.gethostname(), device=_device_name(device),
         epochs=spec.train.epochs, steps_per_epoch=steps_per_epoch, resumed_from=start_epoch,
         points=[p.name for p in points],
-    )
+    ))
     log.info("run %s on %s: %s, %d points %s", spec.run_id, _device_name(device), spec.model.name,
              len(points), [p.name for p in points])
 
@@ -211,10 +226,10 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
         evaluated = epoch % spec.train.eval_every == 0 or epoch == spec.train.epochs
         if evaluated:
             cm = evaluate(trainee, val_set, spec, info.num_classes, info.ignore_index, device, amp_dtype, events, epoch)
-            val = cm.compute()["dataset"]
+            val = cm.compute()[mn.DATASET]
         record = {
             "epoch": epoch, "epochs": spec.train.epochs, "train": losses,
-            "val": {k: val[k] for k in ("mIoU", "mF1", "mPrecision", "mRecall")} if evaluated else {},
+            "val": {k: val[k] for k in mn.MAIN} if evaluated else {},
             "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
             "images_per_s": steps_per_epoch * spec.train.batch_size / max(seconds, 1e-9),
         }
@@ -225,7 +240,7 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
                 record = recorded[epoch]  # the record a reader may already hold stays the one record
                 log.info("epoch %d: recorded before its checkpoint was lost; not recorded again", epoch)
             else:
-                events.emit("epoch", **record)  # durable (fsynced) before the checkpoint that skips it
+                events.emit(Epoch(**record))  # durable (fsynced) before the checkpoint that skips it
             history.append(record)
             faults.before_checkpoint(fault, epoch, paths.fault_marker)
             state = {
@@ -237,8 +252,8 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
             if device.type == "cuda":
                 state["rng_cuda"] = torch.cuda.get_rng_state()
             save_checkpoint(paths.checkpoint, state)
-        log.info("epoch %d/%d loss %.4f%s (%.1fs)", epoch, spec.train.epochs, losses["loss"],
-                 f" mIoU {val['mIoU']:.4f}" if evaluated else "", seconds)
+        log.info("epoch %d/%d loss %.4f%s (%.1fs)", epoch, spec.train.epochs, losses.get(mn.LOSS, float("nan")),
+                 f" {mn.MIOU} {val[mn.MIOU]:.4f}" if evaluated else "", seconds)
 
     if cm is None:  # resumed after the last epoch's checkpoint but before result.json: evaluate again
         cm = evaluate(trainee, val_set, spec, info.num_classes, info.ignore_index, device, amp_dtype, events,
@@ -252,21 +267,21 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
             "confusion_matrix": cm.mat.tolist(),
             "classes": list(info.classes),
             "epochs": spec.train.epochs,
-            "wall_seconds": time.time() - started,
-            "images_per_s": epochs_here * steps_per_epoch * spec.train.batch_size / max(train_seconds, 1e-9)
+            mn.WALL_SECONDS: time.time() - started,
+            mn.IMAGES_PER_S: epochs_here * steps_per_epoch * spec.train.batch_size / max(train_seconds, 1e-9)
             if epochs_here else None,
             "device": _device_name(device),
             "torch": torch.__version__,
-            "git_commit": _git_commit(),
+            "code": code.to_dict(),
             "history": history,
         })
         # result.json is the truth now; keep the weights but drop the optimizer state (2/3 of the file).
         save_checkpoint(paths.checkpoint, {"run_id": spec.run_id, "epoch": spec.train.epochs,
                                            "trainee": trainee.state_dict(), "spec": spec.to_dict(), "final": True,
                                            "history": history})
-    events.emit("end", status="succeeded", reason=None, message="", exit_code=errors.EXIT_OK)
+    events.emit(End(status="succeeded", reason=None, message="", exit_code=codes.EXIT_OK))
     log.info("succeeded: result.json written")
-    return errors.EXIT_OK
+    return codes.EXIT_OK
 
 
 # ---- resume, records, start-up ------------------------------------------------------------------
@@ -290,7 +305,7 @@ def _resume_state(paths: RunPaths, run_id: str, events: EventWriter) -> dict[str
     aside = set_aside(paths.checkpoint)
     message = f"{paths.checkpoint} {problem}: set aside as {aside.name}; the run starts from scratch"
     log.warning("%s", message)
-    events.emit("checkpoint_set_aside", path=str(aside), problem=problem, message=message)
+    events.emit(CheckpointSetAside(path=str(aside), problem=problem, message=message))
     return None
 
 
@@ -301,13 +316,12 @@ def _recorded_epochs(paths: RunPaths, run_id: str) -> dict[int, dict[str, Any]]:
     recorded: dict[int, dict[str, Any]] = {}
     ours = False
     for ev in events:
-        kind = ev.get("event")
-        if kind == "start":
-            ours = ev.get("run_id") == run_id
-        elif kind == "checkpoint_set_aside":
+        if isinstance(ev, Start):
+            ours = ev.run_id == run_id
+        elif isinstance(ev, CheckpointSetAside):
             recorded.clear()
-        elif kind == "epoch" and ours and isinstance(ev.get("epoch"), int):
-            recorded[ev["epoch"]] = {k: ev[k] for k in RECORD_KEYS if k in ev}
+        elif isinstance(ev, Epoch) and ours:
+            recorded[ev.epoch] = {k: getattr(ev, k) for k in RECORD_KEYS}
     return recorded
 
 
@@ -320,7 +334,7 @@ class _StartupHeartbeats:
         self._stop = threading.Event()
 
     def __enter__(self) -> None:
-        self.events.emit("heartbeat", phase="startup")
+        self.events.emit(Heartbeat(phase="startup"))
         threading.Thread(target=self._beat, name="startup-heartbeats", daemon=True).start()
 
     def __exit__(self, *exc: object) -> None:
@@ -331,7 +345,7 @@ class _StartupHeartbeats:
             if self.events.started:
                 return
             try:
-                self.events.emit("heartbeat", phase="startup")
+                self.events.emit(Heartbeat(phase="startup"))
             except (OSError, ValueError):  # disk full or the writer closed: the main thread reports it
                 return
 
@@ -382,7 +396,7 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
-        sums["loss"] = sums.get("loss", 0.0) + loss.item()
+        sums[mn.LOSS] = sums.get(mn.LOSS, 0.0) + loss.item()
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.item()
         events.progress(phase="train", epoch=epoch, step=step, steps=steps, loss=loss.item())
@@ -464,11 +478,12 @@ def _log_to(path: Path) -> None:
     log.propagate = False
 
 
-def _end(events: EventWriter, code: int, reason: str, message: str) -> int:
+def _end(events: EventWriter, code: int, message: str) -> int:
+    reason = codes.REASON_OF_EXIT[code]
     log.error("%s: %s", reason, message)
-    status = "interrupted" if code == errors.EXIT_INTERRUPTED else "failed"
+    status = "interrupted" if code == codes.EXIT_INTERRUPTED else "failed"
     try:
-        events.emit("end", status=status, reason=reason, message=message, exit_code=code)
+        events.emit(End(status=status, reason=reason, message=message, exit_code=code))
     except OSError:  # a full disk: the exit code still says how it ended
         pass
     return code
@@ -549,22 +564,13 @@ def _threads() -> None:
         torch.set_num_threads(int(n))
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m imacsr_cli.train RUN_DIR", flush=True)
-        return errors.EXIT_BAD_SPEC
+        return codes.EXIT_BAD_SPEC
     try:
         return run(argv[0])
     except errors.ImacsrError as exc:  # before events exist (no spec.json)
         print(f"error: {exc}", flush=True)
-        return errors.EXIT_BAD_SPEC
+        return codes.EXIT_BAD_SPEC
 

@@ -69,7 +69,7 @@ def test_a_result_json_of_another_run_is_not_ingested(tmp_path):
         assert store.get(a.run_id).state == "succeeded"  # a's own result: ingested without training
         run = store.get(b.run_id)
         assert (run.state, run.reason) == ("failed", "bad_result")
-        assert f"result.json is the result of run {a.run_id}, not {b.run_id}: not ingested" in run.message
+        assert f"key 'run_id': expected {b.run_id!r}, got {a.run_id!r} (a foreign result): not ingested" in run.message
         assert f"move it out of the run directory, then retry the run (imacsr runs retry {b.run_id})" in run.message
         assert store.metrics_frame([b.run_id], split="final").empty  # no wrong metrics
     assert not (victim / "events.jsonl").exists()  # and it was not trained either

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from imacsr_cli import errors
+from imacsr_cli.rundir import EventWriter, codes as errors
 from imacsr_cli.spec import RunSpec, resolve
-from imacsr_cli.train.events import EventWriter, read_events
 from imacsr_cli.train.imacsr import IMacSR
 from imacsr_cli.train.loop import run, train_one_epoch
 
@@ -38,7 +37,11 @@ def _run_dir(root: Path, name: str, spec: dict = TINY) -> Path:
 
 
 def _events(d: Path) -> list[dict]:
-    return read_events(d / "events.jsonl")[0]
+    """events.jsonl as written (dicts), whole lines only."""
+    path = d / "events.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _kinds(d: Path) -> list[str]:
@@ -80,13 +83,16 @@ def test_result_keeps_the_history_of_every_epoch(straight):
         assert record["train"] == event["train"] and record["val"] == event["val"] and record["lr"] == event["lr"]
 
 
+_MEANS = {"mIoU": 0.9, "mF1": 0.9, "mPrecision": 0.9, "mRecall": 0.9}
+
+
 @pytest.mark.parametrize("content, problem", [
-    ("", "is empty"),
-    ("{\"run_id\": ", "is not JSON"),
-    ("[1, 2]", "holds a JSON list, not a result"),
-    (json.dumps({"run_id": "0123456789ab", "metrics": {"dataset": {"mIoU": 0.9}}, "confusion_matrix": [],
-                 "epochs": 2}), "is the result of run 0123456789ab, not " + RUN_ID),
-    (json.dumps({"run_id": RUN_ID}), "lacks metrics, confusion_matrix, epochs"),
+    ("", ": not JSON"),
+    ("{\"run_id\": ", ": not JSON"),
+    ("[1, 2]", ": expected a JSON object"),
+    (json.dumps({"run_id": "0123456789ab", "metrics": {"dataset": _MEANS}, "confusion_matrix": [], "epochs": 2}),
+     f": key 'run_id': expected {RUN_ID!r}, got '0123456789ab' (a foreign result)"),
+    (json.dumps({"run_id": RUN_ID}), ": key 'metrics.dataset': missing"),
 ])
 def test_a_result_that_is_not_this_runs_is_refused_and_left_as_is(tmp_path, content, problem):
     d = _run_dir(tmp_path, "foreign")
@@ -94,7 +100,7 @@ def test_a_result_that_is_not_this_runs_is_refused_and_left_as_is(tmp_path, cont
     assert run(d) == errors.EXIT_BAD_RESULT
     end = _events(d)[-1]
     assert (end["event"], end["status"], end["reason"]) == ("end", "failed", "bad_result")
-    assert f"result.json {problem}" in end["message"]
+    assert f"result.json{problem}" in end["message"]
     assert f"move it out of the run directory, then retry the run (imacsr runs retry {RUN_ID})" in end["message"]
     assert (d / "result.json").read_text() == content  # nothing of the user's is destroyed
     assert not (d / "checkpoint.pt").exists()  # and nothing was trained

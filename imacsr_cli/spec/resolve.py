@@ -40,7 +40,8 @@ def _resolve(spec: RunSpec) -> RunSpec:
 
     if spec.method.name == "conventional":
         points = PointsSpec(names=[], count=0, position="input", spacing=1)
-        method = MethodSpec(name="conventional", alpha=[], lam=[])
+        # The CE variant is the one method key a conventional run keeps (the author's-code ablation).
+        method = MethodSpec(name="conventional", alpha=[], lam=[], ce_input=spec.method.ce_input)
     else:
         candidates = [p.name for p in entry.points(variant)]
         label = f"{entry.name} ({variant})"

@@ -24,9 +24,19 @@ from typing import Any, Literal
 from imacsr_cli.errors import SpecError
 
 
-def _opt(default: Any, *, key: str | None = None, identity: bool = True, doc: str = "") -> Any:
-    """A dataclass field with its TOML key (when it differs from the attribute) and identity flag."""
+_NO_LEGACY = object()
+
+
+def _opt(default: Any, *, key: str | None = None, identity: bool = True, doc: str = "",
+         legacy: Any = _NO_LEGACY) -> Any:
+    """A dataclass field with its TOML key (when it differs from the attribute) and identity flag.
+
+    ``legacy``: a key added after runs existed enters the hash only when its value differs from
+    ``legacy``, the value that reproduces what runs computed before the key existed, so adding the key
+    changes no existing run_id."""
     meta = {"key": key, "identity": identity, "doc": doc}
+    if legacy is not _NO_LEGACY:
+        meta["legacy"] = legacy
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -54,6 +64,8 @@ class DataSpec:
     num_val: int = _opt(0, doc="evaluation images; 0 = all (synthetic: its default)")
     workers: int = _opt(0, identity=False, doc="DataLoader worker processes")
     pin_memory: bool = _opt(False, identity=False, doc="DataLoader pin_memory (CUDA only)")
+    void_logit: bool = _opt(False, legacy=False, doc="author's code: an extra (K+1)th 'void' logit; void pixels "
+                            "stay ignored by the loss, and a void prediction counts as a miss")
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,10 @@ class MethodSpec:
     adapter: Literal["conv1x1", "fcn"] = _opt("conv1x1", doc="dimension adapter q_m")
     ne: Literal["faithful", "normalized", "logits"] = _opt(
         "faithful", doc="NE on softmax over z_m channels (eq. 3), the same ÷ log C_m, or on adapter logits"
+    )
+    ce_input: Literal["logits", "softmax"] = _opt(
+        "logits", legacy="logits", doc="what every cross-entropy (output and MI) is applied to; softmax = the "
+        "author's code (CE of softmax outputs, a double softmax)"
     )
 
 
@@ -264,6 +280,8 @@ def _to_dict(obj: Any, identity_only: bool) -> dict[str, Any]:
         if identity_only and not f.metadata.get("identity", True):
             continue
         value = getattr(obj, f.name)
+        if identity_only and "legacy" in f.metadata and value == f.metadata["legacy"]:
+            continue  # the old behaviour: hashed as if the key did not exist
         if dataclasses.is_dataclass(value):
             value = _to_dict(value, identity_only)
         elif isinstance(value, tuple):

@@ -21,3 +21,18 @@ def diag_feature_norm(point: str) -> str:
 
 def diag_gamma_norm(point: str) -> str:
     return DIAG_GAMMA_NORM_PREFIX + point
+
+
+# Loss terms of the train split (events.jsonl ``train``; eq. (4)).
+LOSS = "loss"  # the total L_T
+CE = "ce"  # cross-entropy of the segmentation head
+MI_PREFIX = "mi/"  # mutual-information term at a point: mi/<point>
+NE_PREFIX = "ne/"  # negative-entropy term at a point: ne/<point>
+
+
+def mi(point: str) -> str:
+    return MI_PREFIX + point
+
+
+def ne(point: str) -> str:
+    return NE_PREFIX + point

@@ -100,6 +100,15 @@ def report(
         for line in skipped + extra.skipped:
             typer.echo(line)
         return
+    if fmt == "json" and extra.figures and (tables or figures):  # one JSON document for everything
+        from imacsr_cli.report import figures as figs
+        from imacsr_cli.report import renderers
+
+        typer.echo(json.dumps({"tables": [renderers.to_dict(t) for t in result.tables],
+                               "figures": [figs.to_dict(f) for f in result.figures]
+                               + [ext.to_dict(f) for f in extra.figures],
+                               "skipped": skipped + extra.skipped}, indent=2, ensure_ascii=False))
+        return
     if tables or figures:
         _print_report(result, fmt, skipped)
     _print_extra(extra, fmt)

@@ -32,7 +32,7 @@ h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { border-bottom: 1px solid #ddd
 table { border-collapse: collapse; margin: .6em 0; font-size: 12.5px; }
 th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; vertical-align: top; }
 th { background: #f4f4f6; } td:first-child, th:first-child { text-align: left; }
-td.l { text-align: left; } code { font-size: 12px; background: #f4f4f6; padding: 0 3px; }
+td.l, th.l { text-align: left; } code { font-size: 12px; background: #f4f4f6; padding: 0 3px; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #444; font-size: 13px; max-width: 900px; }
 .verdict { font-weight: 600; padding: 0 5px; border-radius: 3px; }
@@ -74,9 +74,11 @@ def inline(text: str) -> str:
 
 
 def verdict_badge(word: str) -> str:
-    key = word.strip().lower().replace("_", " ")
-    cls = "v-" + key.replace(" ", "-")
-    return f'<span class="verdict {esc(cls)}">{esc(word)}</span>'
+    """A verdict, coloured by its sense (supported / contradicted / neither), whatever its exact wording."""
+    key = word.strip().lower()
+    cls = ("v-supported" if key.startswith(("supported", "agrees")) else
+           "v-contradicted" if key.startswith(("contradicted", "disagrees")) else "v-inconclusive")
+    return f'<span class="verdict {cls}">{esc(word)}</span>'
 
 
 def markdown_to_html(md: str) -> str:
@@ -199,7 +201,8 @@ def _runs_table(cells: Sequence[tuple[str, tuple[str, ...]]], infos: dict[str, R
             commit = f"<code>{esc(info.commit[:12])}</code>" if info.commit else "\u2013"
             rows.append(f"<tr>{first}<td class=\"l\">{link}</td><td>{esc(info.seed if info.seed is not None else '')}"
                         f"</td><td class=\"l\">{esc(info.state)}</td><td class=\"l\">{commit}</td></tr>")
-    return ("<table><tr><th>cell</th><th>run</th><th>seed</th><th>state</th><th>commit</th></tr>"
+    return ("<table><tr><th>cell</th><th class=\"l\">run</th><th>seed</th><th class=\"l\">state</th>"
+            "<th class=\"l\">commit</th></tr>"
             + "".join(rows) + "</table>")
 
 
@@ -217,7 +220,8 @@ def render_page(sections: Sequence[Section], infos: dict[str, RunInfo], out_dir:
     verdicts = [(s, v) for s in sections for v in s.verdicts]
     parts.append('<h2 id="verdicts">Verdicts on the paper\'s findings</h2>')
     if verdicts:
-        parts.append("<table><tr><th>where</th><th>finding</th><th>claim</th><th>verdict</th><th>ours</th></tr>")
+        parts.append("<table><tr>" + "".join(f'<th class="l">{h}</th>' for h in ("where", "finding", "claim", "verdict",
+                                                                                "ours")) + "</tr>")
         for s, v in verdicts:
             parts.append(f'<tr><td class="l"><a href="#{esc(s.anchor)}">{esc(s.title)}</a></td>'
                          f'<td class="l">{esc(v["finding"])}</td><td class="l">{esc(v["claim"])}</td>'

@@ -419,7 +419,7 @@ def draw(fig_data: InsightFigure) -> Any:
     fig = Figure(figsize=(width, 1.9 * nrows + 0.7), dpi=100, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     series = list(dict.fromkeys(fig_data.data["series"]))
-    lines = [ln for ln in dict.fromkeys(fig_data.data["line"]) if ln != "c/\u221aT"]
+    lines = [ln for ln in dict.fromkeys(fig_data.data["line"]) if ln and ln != "c/\u221aT"]
     styles = ["-", "--", ":", "-."]
     for ax, panel in zip(axes.flat, panels):
         d = fig_data.data[fig_data.data["panel"] == panel.key]
@@ -428,7 +428,8 @@ def draw(fig_data: InsightFigure) -> Any:
             if ln == "c/\u221aT":
                 ax.plot(g["x"], g["mean"], ls=":", lw=1.1, color=f"C{series.index(s) % 10}", label=f"{s}: c/\u221aT")
                 continue
-            colour = f"C{lines.index(ln) % 10}" if len(lines) > 1 else f"C{series.index(s) % 10}"
+            # a point's line keeps its colour across panels; a whole-model line takes its series' colour
+            colour = f"C{lines.index(ln) % 10}" if ln in lines and len(lines) > 1 else f"C{series.index(s) % 10}"
             label = f"{s}: {ln}" if ln and len(series) > 1 else (ln or s)
             ax.plot(g["x"], g["mean"], styles[series.index(s) % len(styles)], color=colour, lw=1, marker="o", ms=2,
                     label=label)

@@ -7,7 +7,8 @@ Every line has ``event`` and ``time`` (Unix seconds). The kinds, in the order th
 - ``heartbeat``: ``epoch`` (1-based, the one in progress), ``step``, ``steps``, ``loss`` (last batch).
   At most one every ``HEARTBEAT_SECONDS``; a scheduler takes silence as a sign of a hang.
 - ``epoch``: ``epoch``, ``epochs``, ``train`` (mean losses of the epoch, one key per term:
-  ``loss``, ``ce``, ``mi/<point>``, ``ne/<point>``), ``val`` (metrics of the evaluation, dataset-level
+  ``loss``, ``ce``, ``mi/<point>``, ``ne/<point>``; and the diagnostics ``diag/...`` of
+  imacsr_cli/train/diagnostics.py), ``val`` (metrics of the evaluation, dataset-level
   convention: ``mIoU``, ``mF1``, ``mPrecision``, ``mRecall``, in [0, 1]; empty when the epoch was not
   evaluated), ``lr``, ``seconds``, ``images_per_s``.
 - ``end``: ``status`` ("succeeded" | "failed" | "interrupted"), ``reason`` (for failures: "nonfinite",

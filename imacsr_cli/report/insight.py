@@ -122,6 +122,24 @@ class Series:
     points: tuple[str, ...]
 
 
+def _code_label(cells: dict[str, list[dict[str, Any]]]) -> str | None:
+    """The `code` label a grid gave the run ("ours", "author", ...), if any."""
+    for labels in cells.values():
+        for label in labels:
+            if isinstance(label, dict) and label.get("code"):
+                return f"code {label['code']}"
+    return None
+
+
+def _defaults() -> dict[str, Any]:
+    from imacsr_cli.spec.runspec import field_docs
+
+    return {k: v for k, (v, _doc) in field_docs().items()}
+
+
+_DEFAULTS = _defaults()  # a key left out of an identity spec (a legacy default) has its default value
+
+
 def _signature(spec: dict[str, Any]) -> str:
     flat = {k: v for k, v in flatten(spec).items() if k != SEED_KEY}
     return json.dumps(flat, sort_keys=True, default=str)
@@ -143,17 +161,20 @@ def configurations(runs: pd.DataFrame) -> list[Series]:
         pts = tuple(spec.get("points", {}).get("names", []) or []) if method == "imacsr" else ()
         out.append(Series(model, dataset, method, paper.method_label(method), tuple(rows["run_id"]),
                           tuple(int(s) for s in rows["seed"]), spec, pts))
-    # Two configurations of one method in one (model, dataset): say how they differ.
+    # Two configurations of one method in one (model, dataset): say how they differ, by the grid's
+    # `code` label when it has one (ablations/author_code.toml), else by the differing spec keys.
+    codes = {rid: _code_label(cells) for rid, cells in zip(chosen["run_id"], chosen["cells"])}
     by_key: dict[tuple, list[Series]] = {}
     for s in out:
         by_key.setdefault((s.model, s.dataset, s.method), []).append(s)
     for same in by_key.values():
         if len(same) > 1:
+            diffs = spec_differences([o.spec for o in same])
             for s in same:
-                others = [o.spec for o in same]
-                diffs = spec_differences(others)
+                code = codes.get(s.run_ids[0])
                 mine = flatten(s.spec)
-                s.label += " (" + ", ".join(f"{k}={mine.get(k, '(unset)')}" for k in diffs) + ")"
+                s.label += f" ({code})" if code else " (" + ", ".join(
+                    f"{k}={mine.get(k, _DEFAULTS.get(k, '(unset)'))}" for k in diffs) + ")"
     out.sort(key=lambda s: (s.model, s.dataset, s.method != "conventional", s.label))
     return out
 

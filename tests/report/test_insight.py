@@ -308,3 +308,20 @@ def test_page_sections_from_a_database_without_epoch_rows(report_db, tmp_path):
     rep = ext.build_extra(["diagnostics", "curves", "convergence"], db=url, grid="table_iv")
     assert rep.figures == [] and len(rep.skipped) == 3
     assert all("no run in grid table_iv has per-epoch rows" in s for s in rep.skipped)
+
+
+def test_author_code_configurations_are_told_apart_by_their_code_label():
+    from imacsr_cli.report.frames import runs_from_records
+    from imacsr_cli.spec.grid import GridSpec
+
+    rows = GridSpec.find("ablations/author_code.toml").expand()
+    recs = [{"run_id": r.run_id, "model": r.spec.model.name, "dataset": r.spec.data.name,
+             "method": r.spec.method.name, "seed": r.spec.train.seed, "state": "succeeded", "spec": r.spec.to_dict(),
+             "cells": {"author_code": [r.labels] if isinstance(r.labels, dict) else r.labels}} for r in rows]
+    confs = insight.configurations(runs_from_records(recs))
+    assert sorted(s.label for s in confs) == sorted(
+        f"{m} (code {c})" for m in ("Conventional", "iMacSR") for c in ("ours", "softmax", "void", "author"))
+    assert all(len(s.run_ids) == 3 and s.seeds == (0, 1, 2) for s in confs)
+    # Without the grid's labels the differing keys name them, defaults included.
+    unlabelled = insight.configurations(runs_from_records([dict(r, cells={}) for r in recs]))
+    assert "iMacSR (data.void_logit=False, method.ce_input=logits)" in {s.label for s in unlabelled}

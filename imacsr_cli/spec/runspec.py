@@ -33,6 +33,16 @@ from typing import Any, Literal
 from imacsr_cli.errors import SpecError
 
 
+# (before _opt: a field declared with legacy= calls it at import)
+def _same(a: Any, b: Any) -> bool:
+    """Equal as spec values: tuples equal lists, and bool is not a number (True == 1 in Python)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
+
+
 _NO_LEGACY = object()
 
 
@@ -296,15 +306,6 @@ def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
         return _convert(tp, value)
     except _Mismatch:
         raise SpecError(f"{source}: key '{key}': expected {_describe(tp)}, got {_show(value)}") from None
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal as spec values: tuples equal lists, and bool is not a number (True == 1 in Python)."""
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return a == b
 
 
 def _at_legacy(f: dataclasses.Field, value: Any) -> bool:

@@ -325,3 +325,12 @@ def test_author_code_configurations_are_told_apart_by_their_code_label():
     # Without the grid's labels the differing keys name them, defaults included.
     unlabelled = insight.configurations(runs_from_records([dict(r, cells={}) for r in recs]))
     assert "iMacSR (data.void_logit=False, method.ce_input=logits)" in {s.label for s in unlabelled}
+
+
+def test_the_report_modules_do_not_import_torch():
+    code = ("import sys; import imacsr_cli.report.extra, imacsr_cli.report.qualitative, imacsr_cli.report.html; "
+            "import imacsr_cli.cli.report; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -158,6 +158,10 @@ def _print_extra(extra: Any, fmt: str) -> None:
     elif fmt != "json":
         for fig in extra.figures:
             typer.echo("\n".join(ext.text_lines(fig)))
+        if extra.gains is not None:
+            from imacsr_cli.report import insight
+
+            typer.echo(insight.code_gains_markdown(extra.gains), nl=False)
     for line in extra.skipped:
         typer.echo(line, err=True)
 

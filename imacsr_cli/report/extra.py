@@ -23,6 +23,7 @@ THEOREM_CLAIM = "(1/T) \u03a3 \u2016\u2207L_T\u2016\u00b2 decays as O(1/\u221aT)
 class Extra:
     figures: list[Any] = field(default_factory=list)  # insight.InsightFigure | qualitative.Figure2
     skipped: list[str] = field(default_factory=list)  # one line per figure that could not be made
+    gains: Any = None  # insight.code_gains frame (runs with a `code` label: the author's-code ablation)
 
 
 def build_extra(which: list[str], db: Any = None, grid: str | None = None, images: int = 5,
@@ -32,6 +33,8 @@ def build_extra(which: list[str], db: Any = None, grid: str | None = None, image
     where = f"grid {grid}" if grid else "the database"
     if mine:
         h = insight.history(db, grid, run_ids)
+        gains = insight.code_gains(h.runs)
+        out.gains = gains if len(gains) else None
         for w in mine:
             figs = insight.BUILDERS[w](h)
             out.figures += figs
@@ -58,6 +61,14 @@ def write_extra(extra: Extra, out_dir: str | Path) -> list[Path]:
     written: list[Path] = []
     for fig in extra.figures:
         written += _module(fig).save(fig, out_dir)
+    if extra.gains is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        md, csv = out / "author_code.md", out / "author_code.csv"
+        md.write_text(insight.code_gains_markdown(extra.gains), encoding="utf-8")
+        frame = extra.gains.assign(run_ids=extra.gains["run_ids"].map(" ".join))
+        csv.write_text(frame.to_csv(index=False, float_format="%.6f"), encoding="utf-8")
+        written += [md, csv]
     return written
 
 
@@ -128,6 +139,12 @@ def sections(rep: Any, extra: Extra, out_dir: str | Path) -> list[Section]:
             by_id["2"].append(Section(anchor=fig.name, title=f"Fig. 2 / Table V: {fig.name}", caption=fig.caption,
                                       image=f"{fig.name}.png", files=_files(out, fig.name, (".pdf", ".csv")),
                                       notes=fig.notes, cells=[(c, (r,)) for c, r in fig.runs.items()]))
+    if extra.gains is not None:
+        rest.append(Section(anchor="author_code", title="The author's code: the gain under each code",
+                            markdown=insight.code_gains_markdown(extra.gains),
+                            files=_files(out, "author_code", (".md", ".csv")),
+                            cells=[(f"{r['model']}/{r['dataset']}/code {r['code']}", tuple(r["run_ids"]))
+                                   for r in extra.gains.to_dict("records")]))
     return result + by_id["2"] + by_id["3"] + by_id["4"] + [s for k, v in by_id.items()
                                                             if k not in ("2", "3", "4") for s in v] + rest
 

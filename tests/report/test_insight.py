@@ -334,3 +334,32 @@ def test_the_report_modules_do_not_import_torch():
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_code_gains_by_hand():
+    from imacsr_cli.report.frames import runs_from_records
+    from imacsr_cli.spec.grid import GridSpec
+
+    rows = GridSpec.find("ablations/author_code.toml").expand()
+    # conventional / iMacSR mIoU by code (seeds 0, 1, 2 add 0, 0.01, 0.02)
+    base = {("ours", "conventional"): 0.40, ("ours", "imacsr"): 0.41,
+            ("author", "conventional"): 0.30, ("author", "imacsr"): 0.36}
+    recs, metrics = [], {}
+    for r in rows:
+        labels = r.labels if isinstance(r.labels, dict) else r.labels[0]
+        key = (labels["code"], r.spec.method.name)
+        if key not in base:
+            continue
+        recs.append({"run_id": r.run_id, "model": "deeplabv3plus", "dataset": "cityscapes",
+                     "method": r.spec.method.name, "seed": r.spec.train.seed, "state": "succeeded",
+                     "spec": r.spec.to_dict(), "cells": {"author_code": [labels]}})
+        metrics[r.run_id] = {"mIoU": base[key] + 0.01 * r.spec.train.seed}
+    g = insight.code_gains(runs_from_records(recs, metrics))
+    assert list(g["code"]) == ["ours", "author"]
+    ours, author = g.iloc[0], g.iloc[1]
+    assert ours["conventional"] == pytest.approx(41.0) and ours["imacsr"] == pytest.approx(42.0)
+    assert ours["conventional_std"] == pytest.approx(1.0) and ours["imacsr_n"] == 3
+    assert ours["gain"] == pytest.approx(1.0) and ours["relative_gain"] == pytest.approx(100 / 41)
+    assert author["gain"] == pytest.approx(6.0) and author["relative_gain"] == pytest.approx(600 / 31)
+    md = insight.code_gains_markdown(g)
+    assert "| DeepLabv3+ | cityscapes | author | 31.00 \u00b1 1.00 (n=3) | 37.00 \u00b1 1.00 (n=3) | +6.00 | +19.35% |" in md

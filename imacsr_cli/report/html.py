@@ -148,20 +148,33 @@ def run_infos(db: Any, grid: str | None) -> dict[str, RunInfo]:
     store = open_store(db)
     try:
         recs = store.runs_frame(grid, records=True)
+        codes = {r["run_id"]: r.get("code") for r in store.report_rows(grid, ())[0]}
     finally:
         if store is not db:
             store.close()
     out = {}
     for r in recs:
-        commit = None
-        if r.get("run_dir"):
+        commit = _commit(codes.get(r["run_id"]))
+        if commit is None and r.get("run_dir"):  # a run finished before the database kept the code
             try:
-                commit = json.loads((Path(r["run_dir"]) / "result.json").read_text()).get("git_commit")
+                result = json.loads((Path(r["run_dir"]) / "result.json").read_text())
+                commit = _commit(result.get("code")) or result.get("git_commit")
             except (OSError, ValueError, AttributeError):
                 commit = None
-        commit = r.get("code_version") or r.get("git_commit") or commit
         out[r["run_id"]] = RunInfo(r["run_id"], r.get("seed"), r.get("state", ""), commit, r.get("run_dir"))
     return out
+
+
+def _commit(code: Any) -> str | None:
+    """The commit of a stored code version (JSON text or dict: {"imacsr", "commit", "dirty"})."""
+    if isinstance(code, str):
+        try:
+            code = json.loads(code)
+        except ValueError:
+            return None
+    if isinstance(code, dict) and code.get("commit"):
+        return str(code["commit"]) + ("+dirty" if code.get("dirty") else "")
+    return None
 
 
 def cells_of_frame(frame: pd.DataFrame) -> list[tuple[str, tuple[str, ...]]]:
@@ -198,7 +211,8 @@ def _runs_table(cells: Sequence[tuple[str, tuple[str, ...]]], infos: dict[str, R
                 rel = os.path.relpath(Path(info.run_dir).resolve(), out_dir.resolve())
                 link = f'<a href="{esc(Path(rel).as_posix())}/"><code>{esc(run_id)}</code></a>'
             first = f'<td class="l" rowspan="{len(ids)}">{esc(cell)}</td>' if k == 0 else ""
-            commit = f"<code>{esc(info.commit[:12])}</code>" if info.commit else "\u2013"
+            commit = (f"<code>{esc(info.commit[:12])}</code>" + (" (dirty)" if info.commit.endswith("+dirty") else "")
+                      if info.commit else "\u2013")
             rows.append(f"<tr>{first}<td class=\"l\">{link}</td><td>{esc(info.seed if info.seed is not None else '')}"
                         f"</td><td class=\"l\">{esc(info.state)}</td><td class=\"l\">{commit}</td></tr>")
     return ("<table><tr><th>cell</th><th class=\"l\">run</th><th>seed</th><th class=\"l\">state</th>"

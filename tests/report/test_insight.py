@@ -272,7 +272,7 @@ def test_all_writes_every_figure_and_an_offline_index_html(trained, tmp_path):
         assert not href.startswith(("http:", "https:", "//")), href
         if not href.startswith("#"):
             assert (out / href).exists(), href  # files beside it and run directories, by relative path
-    commit = json.loads((next(iter(runs.values()))["dir"] / "result.json").read_text())["git_commit"]
+    commit = (json.loads((next(iter(runs.values()))["dir"] / "result.json").read_text()).get("code") or {}).get("commit")
     for run_id, run in runs.items():
         assert run_id in page.cells  # each cell lists its runs: id, seed, state, commit
         assert any(h.rstrip("/").endswith(run_id) for h in page.links)

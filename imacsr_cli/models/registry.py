@@ -16,6 +16,7 @@ listed from input to output, and one position in the list is one "base distance"
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,6 +125,13 @@ def build(name: str, variant: str, num_classes: int, weights: str | None = None)
 def points(name: str, variant: str) -> list[Point]:
     entry = get(name)
     return entry.points(check_variant(entry, variant))
+
+
+@functools.cache
+def point_names(name: str, variant: str) -> tuple[str, ...]:
+    """The names of a variant's candidate points, input to output (computed once: resolve asks for
+    them for every run of a grid)."""
+    return tuple(p.name for p in points(name, variant))
 
 
 def count_parameters(model: nn.Module) -> int:

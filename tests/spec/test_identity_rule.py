@@ -84,11 +84,12 @@ def test_a_conventional_run_keeps_a_new_method_key():
 
 
 def test_legacy_false_is_not_zero():
-    # True == 1 and False == 0 in Python; as spec values they differ.
-    f = next(f for f in dataclasses.fields(TrainSpecLater) if f.name == "clip")
-    from imacsr_cli.spec.runspec import _at_legacy
+    # True == 1 and False == 0 in Python; as spec values they differ. An integer written for a float
+    # key is that number, so `clip = 0` is the legacy 0.0.
+    from imacsr_cli.spec.runspec import _same
 
-    assert _at_legacy(f, 0.0) and _at_legacy(f, 0) and not _at_legacy(f, False)
+    assert _same(0.0, 0) and _same((1, 2), [1, 2]) and not _same(False, 0) and not _same(True, 1)
+    assert resolve(RunSpecLater.from_dict({"train": {"clip": 0}})).run_id == golden_id("defaults")
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -213,6 +213,8 @@ class _Slot(typing.NamedTuple):
     identity: bool
     legacy: Any  # _NO_LEGACY, or the value at which the key stays out of the hash
     since: str
+    convert: Callable[[Any], Any] | None  # checks and converts a TOML/JSON value (None for a section)
+    default: Any  # the default value (a section: None)
 
 
 @functools.cache
@@ -220,9 +222,15 @@ def _schema(cls: type) -> tuple[_Slot, ...]:
     """The fields of a spec dataclass, computed once per class (typing.get_type_hints evaluates every
     annotation: far too slow to repeat for each row of a grid)."""
     hints = typing.get_type_hints(cls)
-    return tuple(_Slot(_key_of(f), f.name, hints[f.name], dataclasses.is_dataclass(hints[f.name]),
-                       f.metadata.get("identity", True), f.metadata.get("legacy", _NO_LEGACY),
-                       f.metadata.get("since", "")) for f in dataclasses.fields(cls))
+    slots = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        section = dataclasses.is_dataclass(tp)
+        default = None if section else f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        slots.append(_Slot(_key_of(f), f.name, tp, section, f.metadata.get("identity", True),
+                           f.metadata.get("legacy", _NO_LEGACY), f.metadata.get("since", ""),
+                           None if section else _converter(tp), default))
+    return tuple(slots)
 
 
 @functools.cache
@@ -246,8 +254,64 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
         if slot.section:
             kwargs[slot.name] = _build(slot.type, data[slot.key], source, f"{prefix}{slot.key}.")
         else:
-            kwargs[slot.name] = _coerce(slot.type, data[slot.key], source, f"{prefix}{slot.key}")
+            kwargs[slot.name] = _coerce_slot(slot, data[slot.key], source, prefix)
     return cls(**kwargs)
+
+
+def _coerce_slot(slot: _Slot, value: Any, source: str, prefix: str) -> Any:
+    try:
+        return slot.convert(value)  # type: ignore[misc]
+    except _Mismatch:
+        raise SpecError(f"{source}: key '{prefix}{slot.key}': expected {_describe(slot.type)}, "
+                        f"got {_show(value)}") from None
+
+
+def identity_dict(data: dict[str, Any], source: str = "spec") -> dict[str, Any]:
+    """``RunSpec.from_dict(data, source).to_dict(identity_only=True)``, without building the spec:
+    reports read it for every stored run. Same validation, same SpecError messages."""
+    return _identity_dict(RunSpec, data, source, "")
+
+
+# Sections repeat across the runs of a grid (one model, one dataset...): their identity dicts are
+# remembered by the section's repr (a pure function of it), so a report over 20,000 runs converts
+# each distinct section once. Bounded; the callers get copies.
+_SECTION_MEMO: dict[tuple[type, str], dict[str, Any]] = {}
+
+
+def _identity_section(cls: type, data: Any, source: str, prefix: str) -> dict[str, Any]:
+    key = (cls, repr(data))
+    hit = _SECTION_MEMO.get(key)
+    if hit is None:
+        hit = _identity_dict(cls, data, source, prefix)
+        if len(_SECTION_MEMO) < 10_000:
+            _SECTION_MEMO[key] = hit
+    return {k: list(v) if isinstance(v, list) else v for k, v in hit.items()}
+
+
+def _identity_dict(cls: type, data: Any, source: str, prefix: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: key '{prefix.rstrip('.') or '(top level)'}': expected a table, got {_show(data)}")
+    if not data.keys() <= _keys(cls):
+        unknown = sorted(set(data) - _keys(cls))
+        raise SpecError(
+            f"{source}: unknown key '{prefix}{unknown[0]}'; expected one of {', '.join(sorted(_keys(cls)))}"
+        )
+    out: dict[str, Any] = {}
+    for slot in _schema(cls):
+        present = slot.key in data
+        if slot.section:
+            value: Any = _identity_section(slot.type, data[slot.key] if present else {}, source,
+                                           f"{prefix}{slot.key}.")
+            if not slot.identity or not value and slot.since:
+                continue
+        else:
+            value = _coerce_slot(slot, data[slot.key], source, prefix) if present else slot.default
+            if not slot.identity or slot.legacy is not _NO_LEGACY and _same(value, slot.legacy):
+                continue
+            if isinstance(value, (tuple, list)):
+                value = list(value)
+        out[slot.key] = value
+    return out
 
 
 @functools.cache
@@ -277,7 +341,7 @@ def check_value(dotted: str, value: Any, source: str) -> Any:
         if sec.key == section:
             for slot in _schema(sec.type):
                 if slot.key == name:
-                    return _coerce(slot.type, value, source, dotted)
+                    return _coerce_slot(slot, value, source, f"{section}.")
     raise KeyError(dotted)
 
 

@@ -146,3 +146,33 @@ def test_resolving_is_idempotent(entry):
 def test_a_names_selection_that_does_not_fit_is_still_refused():
     with pytest.raises(SpecError, match="has no point 'layer9'"):
         resolve(RunSpec.from_dict({"points": {"names": ["layer9"], "position": "central"}}))
+
+
+# ---- the identity dict of a stored spec (what reports compare) --------------------------------------
+
+
+@pytest.mark.parametrize("entry", ENTRIES[::7], ids=[e["source"] for e in ENTRIES[::7]])
+def test_identity_dict_is_the_identity_part_of_the_spec(entry):
+    from imacsr_cli.spec.runspec import identity_dict
+
+    for raw in (entry["spec"], entry["resolved"]):
+        assert identity_dict(raw) == RunSpec.from_dict(raw).to_dict(identity_only=True)
+        assert identity_dict(raw) == RunSpecLater.from_dict(raw).to_dict(identity_only=True)
+    later = {**entry["resolved"], "train": {**entry["resolved"]["train"], "compile": True}}
+    from imacsr_cli.spec import runspec
+
+    assert runspec._identity_dict(RunSpecLater, later, "s", "")["train"]["compile"] is True
+
+
+@pytest.mark.parametrize("raw", [
+    {"points": {"count": "two"}}, {"points": {"cnt": 2}}, {"model": 3}, {"train": {"seed": True}},
+    {"data": {"train_size": [1, 2, 3]}}, {"extra": {}},
+])
+def test_identity_dict_refuses_what_from_dict_refuses(raw):
+    from imacsr_cli.spec.runspec import identity_dict
+
+    with pytest.raises(SpecError) as built:
+        RunSpec.from_dict(raw, source="s")
+    with pytest.raises(SpecError) as fast:
+        identity_dict(raw, source="s")
+    assert str(fast.value) == str(built.value)

@@ -1,13 +1,5 @@
-"""The seaformer networks; the registry entry, configs and points are in seaformer.py (torch-free),
-which names this module as the builder.
-
-SeaFormer (Wan et al., ICLR 2023), variants tiny / small / base / large, with its intermediate points.
-
-Written from the architecture spec (shared/specs/models.md §3), which describes the official
-fudan-zvg/SeaFormer code: five MobileNetV2 stacks ``smb1..smb5`` (stem in smb1); the 1/8 output of
-smb2 is the detail branch; squeeze-enhanced axial transformer stages follow the last stacks (after
-smb4 and smb5; large also after smb3); LightHead fuses the detail feature with every transformer
-output through h_sigmoid gates, then 1×1 depthwise conv-BN-ReLU, dropout, classifier. Logits at 1/8.
+"""The SeaFormer networks. The architecture, its variants, configs and points are described in
+seaformer.py (the torch-free registry entry), which names this module's ``build`` as the builder.
 
 Module names match the official ones (``backbone.smb2.layer1``, ``backbone.trans1.transformer_blocks.0``,
 ``decode_head.fuse1``, ``decode_head.linear_fuse``…) so official checkpoints load by key.

@@ -1,13 +1,5 @@
-"""The topformer networks; the registry entry, configs and points are in topformer.py (torch-free),
-which names this module as the builder.
-
-TopFormer (Zhang et al., CVPR 2022), variants tiny / small / base, with its intermediate points.
-
-Written from the architecture spec (shared/specs/models.md §2), which describes the official
-hustvl/TopFormer code: a MobileNetV2 token pyramid (TPM), its four pyramid outputs average-pooled to
-1/64 and concatenated into tokens, four transformer blocks over the tokens, semantic injection (SIM)
-of the token groups back into the 1/8, 1/16 and 1/32 pyramid levels, and SimpleHead (sum at 1/8,
-1×1 conv-BN-ReLU, dropout, classifier). Logits come out at 1/8 of the input.
+"""The TopFormer networks. The architecture, its variants, configs and points are described in
+topformer.py (the torch-free registry entry), which names this module's ``build`` as the builder.
 
 Module names match the official ones (``backbone.tpm.layer3``, ``backbone.trans.transformer_blocks.0``,
 ``backbone.SIM.1``, ``decode_head.linear_fuse``…) so official checkpoints load by key.

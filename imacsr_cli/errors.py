@@ -31,6 +31,12 @@ class StoreError(ImacsrError):
     exit_code = 2
 
 
+class UsageError(ImacsrError):
+    """A command-line option's value is invalid or options do not fit together (exit 2, like a bad spec)."""
+
+    exit_code = 2
+
+
 class RunFailed(ImacsrError):
     """A training run (or a grid of them) did not succeed."""
 

@@ -7,6 +7,7 @@ terminal, one plain line per event otherwise).
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -26,42 +27,52 @@ def run_grid(
     path: str = typer.Argument(..., help="Grid file; looked for as given, then under experiments/."),
     db: str = typer.Option(None, "--db", envvar="IMACSR_DB", show_envvar=False, help=DB_HELP),
     runs_dir: Path = typer.Option(Path("results/runs"), "--runs-dir", help="Run directories go to DIR/<run_id>."),
-    jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Runs at once (default: one per visible GPU, else 1)."),
+    jobs: int = typer.Option(None, "--jobs", "-j", help="Runs at once (default: one per visible GPU, else 1)."),
     gpus: str = typer.Option(None, "--gpus", help="GPU indices to use, e.g. 0,1 ('cpu' = none; default: all visible)."),
-    per_gpu: int = typer.Option(1, "--per-gpu", min=1, help="Runs at once on each GPU."),
+    per_gpu: int = typer.Option(1, "--per-gpu", help="Runs at once on each GPU."),
     timeout: float = typer.Option(
         None, "--timeout", help="Kill a run after SECONDS without progress (no event: heartbeat silence is a hang)."
     ),
-    retries: int = typer.Option(0, "--retries", min=0, help="Retry a run that was interrupted or ran out of memory."),
+    retries: int = typer.Option(0, "--retries", help="Retry a run that was interrupted or ran out of memory."),
     lease: float = typer.Option(60.0, "--lease", help="A running run whose owner is silent this long is reclaimed."),
-    plan_only: bool = typer.Option(False, "--plan", help="Print the plan and stop (nothing is enqueued)."),
+    overrides: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                        help="Override a key of [base], e.g. --set train.epochs=1 (repeatable)."),
+    max_runs: int = typer.Option(10_000, "--max-runs", help="Refuse a grid of more runs than this."),
+    plan_only: bool = typer.Option(False, "--plan", help="List the runs with their state and stop (nothing is enqueued)."),
+    as_json: bool = typer.Option(False, "--json", help="With --plan: the plan as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Every note about the grid, not a summary."),
+    retrain_missing: bool = typer.Option(
+        False, "--retrain-missing", help="Train again succeeded runs whose result.json is gone (directory deleted)."),
 ) -> None:
     """Plan, enqueue and run every run of a grid; exit 0 only when all of them succeeded."""
-    from imacsr_cli.errors import ImacsrError, NotFound, RunFailed, SpecError
+    from imacsr_cli.errors import NotFound, RunFailed, SpecError, UsageError
     from imacsr_cli.launch import LocalExecutor, Scheduler, parse_gpus, plan_slots
-    from imacsr_cli.launch.executor import available_cores
+    from imacsr_cli.launch.executor import available_cores, check_visible
     from imacsr_cli.launch.plan import missing_data, orphaned
+    from imacsr_cli.launch.rerun import rerun, result_missing
     from imacsr_cli.spec.grid import GridSpec
+    from imacsr_cli.spec.ranges import check_option
     from imacsr_cli.store import Store
-    from imacsr_cli.train.events import HEARTBEAT_SECONDS
 
-    if timeout is not None and timeout < 2 * HEARTBEAT_SECONDS:
-        raise typer.BadParameter(f"at least {2 * HEARTBEAT_SECONDS:g} (trainers report every "
-                                 f"{HEARTBEAT_SECONDS:g} s)", param_hint="--timeout")
-    if lease < 5:
-        raise typer.BadParameter("at least 5 seconds", param_hint="--lease")
-    try:
-        slots = plan_slots(jobs=jobs, gpus=parse_gpus(gpus), per_gpu=per_gpu)
-    except ImacsrError as exc:
-        raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--gpus") from None
+    for name, value in (("--lease", lease), ("--timeout", timeout), ("--jobs", jobs), ("--per-gpu", per_gpu),
+                        ("--retries", retries), ("--max-runs", max_runs)):
+        check_option(name, value)
+    if as_json and not plan_only:
+        raise UsageError("--json goes with --plan (it prints the plan as JSON)")
+    gpu_list = parse_gpus(gpus)
+    check_visible(gpu_list)
+    slots = plan_slots(jobs=jobs, gpus=gpu_list, per_gpu=per_gpu)
 
     grid = GridSpec.find(path)
+    grid.set_base(overrides)
+    grid.check_size(max_runs)
     rows = grid.expand()
     valid = [r for r in rows if r.error is None]
     problems = grid.check() + missing_data([r.spec for r in valid])
     where = grid.path or path
 
     ids = [r.run_id for r in valid]
+    records: dict[str, Any] = {}
     try:
         store = Store.open(db, create=not (plan_only or problems))
     except NotFound:  # --plan on a database that does not exist yet: everything is new; create nothing
@@ -71,14 +82,23 @@ def run_grid(
         try:
             counts = store.plan(run_ids=ids)
             counts["orphaned"] = len(orphaned(store, ids, lease)) if counts["running"] else 0
+            records = store.records(ids) if plan_only or counts["succeeded"] else {}
         finally:
             if plan_only or problems:
                 store.close()
-    typer.echo(_plan_text(grid.name, str(where), len(rows), counts, slots, available_cores()))
-    for line in grid.warnings[:MAX_NOTES]:
+    missing = [i for i, rec in records.items() if result_missing(rec, runs_dir)]
+    counts["cannot_run"] = len(rows) - len(valid)
+    counts["missing"] = len(missing)
+    if as_json:
+        typer.echo(json.dumps(_plan_json(grid, str(where), rows, records, missing, counts, slots, problems), indent=2))
+        if problems:
+            raise typer.Exit(2)
+        return
+    typer.echo(_plan_text(grid.name, str(where), len(rows), counts, slots, available_cores(), retrain_missing))
+    for line in _notes(grid.warnings, verbose):
         typer.echo(f"note: {line}")
-    if len(grid.warnings) > MAX_NOTES:
-        typer.echo(f"note: ... and {len(grid.warnings) - MAX_NOTES} more like these")
+    if plan_only:
+        typer.echo("\n" + _runs_listing(rows, records, missing))
     if problems:
         for line in problems:
             typer.echo(f"cannot run: {line}")
@@ -86,6 +106,9 @@ def run_grid(
     if store is None or plan_only:
         return
     with store:
+        if retrain_missing:
+            for run_id in missing:
+                rerun(store, run_id, runs_dir)
         store.upsert_grid(grid)
         store.enqueue(grid.name, valid, prune=True)
 
@@ -116,7 +139,8 @@ def run_grid(
                             f"(imacsr status {grid.name} --runs; imacsr runs retry --failed)")
 
 
-def _plan_text(name: str, where: str, n_rows: int, counts: dict[str, int], slots: list[Slot], cores: int) -> str:
+def _plan_text(name: str, where: str, n_rows: int, counts: dict[str, int], slots: list[Slot], cores: int,
+               retrain_missing: bool = False) -> str:
     parts = [f"{counts['new']} new", f"{counts['succeeded']} already done", f"{counts['failed']} failed",
              f"{counts['running'] - counts.get('orphaned', 0)} running elsewhere"]
     if counts.get("orphaned"):
@@ -125,9 +149,16 @@ def _plan_text(name: str, where: str, n_rows: int, counts: dict[str, int], slots
         parts.append(f"{counts['queued']} queued")
     if counts["cancelled"]:
         parts.append(f"{counts['cancelled']} cancelled")
+    if counts.get("cannot_run"):  # so that the counts add up to the runs
+        parts.append(f"{counts['cannot_run']} cannot run")
     lines = [f"grid {name} ({where}): {n_rows} runs — " + ", ".join(parts)]
     if counts["failed"] or counts["cancelled"]:
         lines.append("  failed and cancelled runs stay so: `imacsr runs retry --failed` queues them again")
+    if counts.get("missing"):
+        n = counts["missing"]
+        what = f"  {n} of the done runs {'has' if n == 1 else 'have'} lost {'its' if n == 1 else 'their'} result.json"
+        lines.append(what + (": trained again (--retrain-missing)" if retrain_missing else
+                             " (run directory deleted?): --retrain-missing trains them again"))
     gpu = [s for s in slots if s.gpu is not None]
     if gpu:
         devices = sorted({s.gpu for s in gpu}, key=int)
@@ -136,6 +167,52 @@ def _plan_text(name: str, where: str, n_rows: int, counts: dict[str, int], slots
         lines.append(f"slots: {len(slots)} on the CPU, {slots[0].threads} thread{'s' if slots[0].threads != 1 else ''} "
                      f"each ({cores} cores)")
     return "\n".join(lines)
+
+
+def _notes(warnings: list[str], verbose: bool) -> list[str]:
+    """The grid's notes: every one with --verbose; else the rows-that-are-one-run notes as one summary
+    line (a shipped grid has many, on every call) and up to MAX_NOTES of the others."""
+    from imacsr_cli.spec.grid import SAME_RUN
+
+    if verbose:
+        return list(warnings)
+    same = [w for w in warnings if f" {SAME_RUN} " in w]
+    other = [w for w in warnings if f" {SAME_RUN} " not in w]
+    out = other[:MAX_NOTES]
+    if len(other) > MAX_NOTES:
+        out.append(f"... and {len(other) - MAX_NOTES} more (--verbose lists them)")
+    if same:
+        out.append(f"{len(same)} row{'s are' if len(same) != 1 else ' is'} the same run as another row, kept once "
+                   f"(one run fills several cells; --verbose lists them)")
+    return out
+
+
+def _row_state(row: Any, records: dict[str, Any], missing: list[str]) -> str:
+    if row.error is not None:
+        return "cannot run"
+    rec = records.get(row.run_id)
+    if rec is None:
+        return "new"
+    return "succeeded, files missing" if row.run_id in missing else rec.state
+
+
+def _runs_listing(rows: list[Any], records: dict[str, Any], missing: list[str]) -> str:
+    """--plan: one line per run: id, state, what differs from [base], the cells it fills."""
+    from imacsr_cli.cli.status import cells_text, table
+
+    lines = [[r.run_id or "-", _row_state(r, records, missing), r.describe(), cells_text(r.labels)] for r in rows]
+    return table(["RUN", "STATE", "DIFFERS FROM [base]", "CELLS"], lines) if lines else "no runs"
+
+
+def _plan_json(grid: Any, where: str, rows: list[Any], records: dict[str, Any], missing: list[str],
+               counts: dict[str, int], slots: list[Slot], problems: list[str]) -> dict[str, Any]:
+    return {
+        "grid": grid.name, "path": where, "counts": {"runs": len(rows), **counts},
+        "slots": [s.name for s in slots],
+        "runs": [{"run_id": r.run_id, "state": _row_state(r, records, missing), "overrides": r.overrides,
+                  "cells": r.labels, "where": r.sources or [r.where], "error": r.error} for r in rows],
+        "notes": list(grid.warnings), "problems": problems,
+    }
 
 
 def _counts_text(counts: dict[str, int]) -> str:

@@ -18,6 +18,9 @@ import typer
 from imacsr_cli.cli.grid import DB_HELP
 
 _now = time.time  # the clock of AGE columns (tests pin it)
+# --runs lists what needs attention first: running, then failed, queued, cancelled, then succeeded runs
+# (grid order within each state), in the table, the JSON and --watch alike.
+STATE_ORDER = ("running", "failed", "queued", "cancelled", "succeeded")
 
 
 def status(
@@ -25,12 +28,15 @@ def status(
     runs: bool = typer.Option(False, "--runs", help="One row per run."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     watch: bool = typer.Option(False, "--watch", help="Refresh until Ctrl-C."),
-    interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between refreshes with --watch."),
+    interval: float = typer.Option(2.0, "--interval", help="Seconds between refreshes with --watch."),
     db: str = typer.Option(None, "--db", envvar="IMACSR_DB", show_envvar=False, help=DB_HELP),
 ) -> None:
     """Grids with their runs' counts by state and progress; --runs lists the runs."""
     from imacsr_cli.store import Store
 
+    from imacsr_cli.spec.ranges import check_option
+
+    check_option("--interval", interval)
     if watch and as_json:
         raise typer.BadParameter("--watch shows a live table; leave out --json", param_hint="--watch")
     with Store.open(db, create=False) as store:
@@ -58,8 +64,9 @@ def render(store: Any, grid: str | None, runs: bool) -> str:
     text = table(["GRID", "RUNS", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "EPOCHS", "PROGRESS"],
                  rows, right=range(1, 9))
     if runs:
-        text += "\n\n" + _runs_table(store, grid)
-    return text
+        return text + "\n\n" + _runs_table(store, grid)
+    lost = _lost_note(_runs(store, grid, states=["succeeded"]))
+    return text + (f"\n\n{lost}" if lost else "")
 
 
 def _summary(store: Any, grid: str | None) -> list[dict[str, Any]]:
@@ -68,24 +75,50 @@ def _summary(store: Any, grid: str | None) -> list[dict[str, Any]]:
     return [g for g in summary if g["grid"] == grid] if grid is not None else summary
 
 
+def _runs(store: Any, grid: str | None, states: list[str] | None = None) -> list[dict[str, Any]]:
+    """The runs in STATE_ORDER, each with ``files_missing`` (a succeeded run whose result.json is gone)."""
+    from imacsr_cli.launch.rerun import result_missing
+
+    records = store.runs_frame(grid, states=states, records=True)
+    rank = {s: i for i, s in enumerate(STATE_ORDER)}
+    records.sort(key=lambda r: rank.get(r["state"], len(rank)))  # stable: grid order within a state
+    for r in records:
+        # Only runs with a stored (absolute) directory: where a never-started run would go is unknown here.
+        r["files_missing"] = bool(r.get("run_dir")) and result_missing(r, "results/runs")
+    return records
+
+
 def _runs_table(store: Any, grid: str | None) -> str:
-    records = store.runs_frame(grid, records=True)
+    records = _runs(store, grid)
     if not records:
         return "no runs"
     now = _now()
     rows = []
     for r in records:
+        reason = "result.json missing" if r["files_missing"] else r["reason"] if _present(r["reason"]) else "-"
         rows.append([r["run_id"], spec_text(r), r["state"], f"{r['epoch']}/{r['epochs']}", _miou(r),
-                     age(_age_seconds(r, now)), r["reason"] if _present(r["reason"]) else "-",
+                     age(_age_seconds(r, now)), reason,
                      cells_text(r["cells"]) if grid is not None else (r["grids"] or "-")])
-    return table(["RUN", "SPEC", "STATE", "EPOCH", "mIoU", "AGE", "REASON", "CELL" if grid is not None else "GRIDS"],
+    text = table(["RUN", "SPEC", "STATE", "EPOCH", "mIoU", "AGE", "REASON", "CELL" if grid is not None else "GRIDS"],
                  rows, right=(3, 4, 5))
+    lost = _lost_note(records)
+    return text + (f"\n\n{lost}" if lost else "")
+
+
+def _lost_note(records: list[dict[str, Any]]) -> str:
+    """'2 succeeded runs have lost their result.json ...' ('' when none has)."""
+    n = sum(r["files_missing"] for r in records)
+    if not n:
+        return ""
+    return (f"{n} succeeded run{'s have' if n != 1 else ' has'} lost {'their' if n != 1 else 'its'} result.json "
+            f"(run directory deleted?): `imacsr run-grid GRID --retrain-missing` or `imacsr runs rerun ID` "
+            f"trains {'them' if n != 1 else 'it'} again")
 
 
 def _json(store: Any, grid: str | None, runs: bool) -> Any:
     out: dict[str, Any] = {"grids": [_clean(r) for r in _summary(store, grid)]}
     if runs:
-        out["runs"] = [_clean(r) for r in store.runs_frame(grid, records=True)]
+        out["runs"] = [_clean(r) for r in _runs(store, grid)]
     return out
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from imacsr_cli.errors import SpecError
+from imacsr_cli.spec import ranges
 
 
 def _opt(default: Any, *, key: str | None = None, identity: bool = True, doc: str = "") -> Any:
@@ -140,18 +141,60 @@ class RunSpec:
 # ---- TOML -------------------------------------------------------------------------------------
 
 
+MAX_DEPTH = 16  # tables nested deeper than this are no spec or grid (a grid needs 4: block.set.points.count)
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file; syntax errors become one line with the file, line and column."""
+    """Read a TOML file; every way it can be broken (syntax, encoding, nesting) becomes one line with
+    the file and what was expected."""
     p = Path(path)
     try:
         with p.open("rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read()
     except FileNotFoundError:
         raise SpecError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise SpecError(f"{path}: is a directory, expected a TOML file") from None
+    except PermissionError:
+        raise SpecError(f"{path}: permission denied") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(f"{path}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}; "
+                        f"TOML files must be UTF-8") from None
+    return parse_toml(text, str(path))
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """``tomllib.loads`` with its errors as one SpecError line naming ``source``."""
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: TOML syntax error: {exc}") from None
+        raise SpecError(f"{source}: TOML syntax error: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested inline table or array
+        raise SpecError(f"{source}: tables or lists nested too deeply (at most {MAX_DEPTH} levels)") from None
+    if _depth(data) > MAX_DEPTH:
+        raise SpecError(f"{source}: tables or lists nested too deeply (at most {MAX_DEPTH} levels)")
+    return data
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of tables and lists, without recursion (the value may be deeper than the stack)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node)
+        else:
+            deepest = max(deepest, d)
+            continue
+        deepest = max(deepest, d + 1)
+        if deepest > MAX_DEPTH:
+            break
+    return deepest
 
 
 # ---- validation -------------------------------------------------------------------------------
@@ -253,9 +296,14 @@ def _convert(tp: Any, value: Any) -> Any:
 
 def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
     try:
-        return _convert(tp, value)
+        out = _convert(tp, value)
     except _Mismatch:
         raise SpecError(f"{source}: key '{key}': expected {_describe(tp)}, got {_show(value)}") from None
+    # The type fits; is the number allowed? (ranges.py: finite, and within what the run can hold.)
+    wrong = ranges.problem(key, out)
+    if wrong is not None:
+        raise SpecError(f"{source}: key '{key}': {wrong}")
+    return out
 
 
 def _to_dict(obj: Any, identity_only: bool) -> dict[str, Any]:

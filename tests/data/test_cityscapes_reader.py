@@ -90,7 +90,12 @@ def test_missing_root_and_folders(tmp_path, monkeypatch):
     missing = tmp_path / "nope"
     with pytest.raises(DataError) as err:
         registry.build(spec("cityscapes", missing), "train")
-    assert str(err.value) == f"cityscapes root {missing}: not a folder ({EXPECTED})"
+    assert str(err.value) == f"cityscapes root {missing}: does not exist (expected a directory: {EXPECTED})"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(DataError) as err:
+        registry.build(spec("cityscapes", afile), "train")
+    assert str(err.value) == f"cityscapes root {afile}: is a file, expected a directory ({EXPECTED})"
 
     root = cityscapes_tree(tmp_path / "cs", {"train": {"aachen_000000_000019": stripes([7], 8, 16)}})
     (root / "leftImg8bit/val").mkdir(parents=True)
@@ -106,7 +111,8 @@ def test_missing_root_and_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("IMACSR_DATA", str(tmp_path))
     with pytest.raises(DataError) as err:
         registry.build(spec("cityscapes", ""), "train")
-    assert str(err.value) == f"cityscapes root {tmp_path / 'cityscapes'}: not a folder ({EXPECTED})"
+    assert str(err.value) == (f"cityscapes root {tmp_path / 'cityscapes'}: does not exist "
+                              f"(expected a directory: {EXPECTED})")
 
 
 def test_missing_label(tmp_path):

@@ -113,7 +113,8 @@ def run_grid(
         store.enqueue(grid.name, valid, prune=True)
 
         labels = {r.run_id: r.describe() for r in valid}
-        observer: _Plain | _Live = _Live(labels, len(valid)) if sys.stdout.isatty() else _Plain(labels, len(valid))
+        observer: _Plain | _Live = (_Live(labels, len(valid), parallel=len(slots)) if sys.stdout.isatty()
+                                    else _Plain(labels, len(valid)))
         scheduler = Scheduler(store, LocalExecutor(slots), grid.name, runs_dir, timeout=timeout, retries=retries,
                               lease=lease, observer=observer)
         started = time.monotonic()
@@ -299,14 +300,17 @@ class _Plain:
 
 
 class _Live(_Plain):
-    """A rich live display: the grid's progress bar and one row per active run; events scroll above."""
+    """A rich live display: the grid's progress bar with its ETA and one row per active run; events
+    scroll above. Fits the terminal's width (80 columns and up): the bar takes what the text leaves,
+    and only the spec column is shortened."""
 
-    def __init__(self, labels: dict[str, str], total: int):
+    def __init__(self, labels: dict[str, str], total: int, parallel: int = 1):
         super().__init__(labels, total)
         from rich.console import Console
         from rich.live import Live
 
         self.console = Console()
+        self.parallel = parallel
         self.active: list[ActiveRun] = []
         self.live = Live(console=self.console, refresh_per_second=4, get_renderable=self._render, transient=False)
 
@@ -318,7 +322,7 @@ class _Live(_Plain):
         self.live.stop()
 
     def _echo(self, text: str) -> None:
-        self.live.console.print(text, markup=False, highlight=False)
+        self.live.console.print(text, markup=False, highlight=False, overflow="fold")
 
     def epoch(self, a: ActiveRun) -> None:
         self.miou[a.run_id] = a.miou  # the table shows epochs; no line each
@@ -328,31 +332,54 @@ class _Live(_Plain):
         self.active = active
 
     def _render(self) -> Any:
-        from rich.console import Group
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
-        from rich.text import Text
+        return render_live(self.counts, self.total, self.active, self.labels, self.parallel, self.console.width,
+                           time.time())
 
-        c = self.counts
-        total = c.get("total", self.total) or 1
-        done = c.get("succeeded", 0) + c.get("failed", 0) + c.get("cancelled", 0)
-        # Partial credit for the epochs of active runs, so the bar moves between runs.
-        partial = sum(a.fraction() for a in self.active)
-        head = Table.grid(padding=(0, 1))
-        head.add_row(ProgressBar(total=total, completed=done + partial, width=40),
-                     Text(f"{done}/{total} done · {c.get('succeeded', 0)} ok · {c.get('failed', 0)} failed · "
-                          f"{len(self.active)} running here · {c.get('queued', 0)} queued"))
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("run", "slot", "spec", "epoch", "step", "loss", "mIoU", "ETA"):
-            table.add_column(col, no_wrap=True, justify="right" if col in ("epoch", "step", "loss", "mIoU", "ETA")
-                             else "left")
-        now = time.time()
-        for a in sorted(self.active, key=lambda x: x.slot.index):
-            step = f"{a.step}/{a.steps}" if a.steps and a.current > a.epoch else "-"
-            table.add_row(a.run_id, a.slot.name, self.labels.get(a.run_id, "")[:60],
-                          f"{a.epoch}/{a.epochs or '?'}", step, "-" if a.loss is None else f"{a.loss:.3f}",
-                          _pct(a.miou), _duration(a.eta(now)))
-        return Group(head, table) if self.active else head
+
+LIVE_COLUMNS = ("run", "slot", "epoch", "step", "loss", "mIoU", "ETA", "spec")
+
+
+def render_live(counts: dict[str, int], total: int, active: list[ActiveRun], labels: dict[str, str],
+                parallel: int, width: int, now: float) -> Any:
+    """The live display for a terminal ``width`` columns wide (a rich renderable)."""
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    from imacsr_cli.launch.observer import grid_eta
+
+    c = counts
+    total = c.get("total", total) or 1
+    done = c.get("succeeded", 0) + c.get("failed", 0) + c.get("cancelled", 0)
+    partial = sum(a.fraction() for a in active)  # the epochs of active runs move the bar between runs
+    eta = grid_eta(active, c.get("queued", 0), parallel, now)
+    right = f" {done}/{total} done · ETA {_duration(eta)}"
+    bar = Table.grid()
+    bar.add_row(ProgressBar(total=total, completed=done + partial, width=max(10, min(60, width - len(right) - 1))),
+                Text(right, no_wrap=True, overflow="ellipsis"))
+    line = Text(f"{c.get('succeeded', 0)} ok · {c.get('failed', 0)} failed · {len(active)} running here · "
+                f"{c.get('queued', 0)} queued", no_wrap=True, overflow="ellipsis")
+    if not active:
+        return Group(bar, line)
+    rows = []
+    for a in sorted(active, key=lambda x: x.slot.index):
+        step = f"{a.step}/{a.steps}" if a.steps and a.current > a.epoch else "-"
+        epoch = f"{a.shown_epoch()}/{a.epochs}" if a.epochs else "-"
+        rows.append([a.run_id, a.slot.name, epoch, step, "-" if a.loss is None else f"{a.loss:.3f}",
+                     _pct(a.miou), _duration(a.eta(now)), labels.get(a.run_id, "")])
+    # Every column but the spec keeps its header and values whole; the spec gets what is left (two
+    # spaces between columns), shortened with an ellipsis.
+    widths = [max(len(col), *(len(r[i]) for r in rows)) for i, col in enumerate(LIVE_COLUMNS)]
+    spec_width = max(4, width - sum(widths[:-1]) - 2 * (len(widths) - 1))
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1))
+    for i, col in enumerate(LIVE_COLUMNS):
+        table.add_column(col, no_wrap=True, width=min(widths[i], spec_width) if col == "spec" else widths[i],
+                         justify="right" if col in ("epoch", "step", "loss", "mIoU", "ETA") else "left")
+    for r in rows:
+        spec = r[-1] if len(r[-1]) <= spec_width else r[-1][: spec_width - 1] + "…"
+        table.add_row(*r[:-1], spec)
+    return Group(bar, line, table)
 
 
 def register(app: typer.Typer) -> None:

@@ -80,6 +80,10 @@ def report(
     if out is not None and out.exists() and not out.is_dir():
         raise UsageProblem(f"--out {out}: is a file, expected a directory (the report writes one file per "
                            f"table and figure into it)")
+    if out is not None and not out.exists():
+        existing = next((p for p in out.parents if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise UsageProblem(f"--out {out}: cannot write there: {existing} is a file")
     if out is None and fmt == "csv" and len(tables) + len(figures) > 1:
         # Tables of different shapes joined in one CSV stream are no CSV a program can read.
         raise UsageProblem(f"--format csv prints one table, and this report has {len(tables) + len(figures)}: "

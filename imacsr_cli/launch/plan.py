@@ -77,7 +77,8 @@ def _root_problem(name: str, root: Path) -> str | None:
     try:
         reader.scan(root).require_complete()
     except DataError as exc:
-        return f"dataset {name!r} at {root}, whose layout is not {name}'s: {exc}"
+        detail = str(exc).removeprefix(f"{name} root {root}: ").removeprefix(f"{name}: ")
+        return f"dataset {name!r} at {root}, which is not a {name} tree: {detail}"
     return None
 
 

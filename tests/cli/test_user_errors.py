@@ -293,3 +293,9 @@ def test_version():
 
     r = invoke("--version")
     assert (r.exit_code, r.output) == (0, f"imacsr {__version__}\n")
+
+
+def test_spec_keys_shows_each_range():
+    lines = invoke("spec", "keys").output.splitlines()
+    assert "optim.lr             0.0003           learning rate (Table III); a number in (0, 10]" in lines
+    assert "optim.betas          [0.9, 0.999]     Adam betas (Table III); each a number in [0, 1)" in lines

@@ -94,14 +94,14 @@ def run_grid(
         if problems:
             raise typer.Exit(2)
         return
-    typer.echo(_plan_text(grid.name, str(where), len(rows), counts, slots, available_cores(), retrain_missing))
+    _say(_plan_text(grid.name, str(where), len(rows), counts, slots, available_cores(), retrain_missing))
     for line in _notes(grid.warnings, verbose):
-        typer.echo(f"note: {line}")
+        _say(f"note: {line}")
     if plan_only:
         typer.echo("\n" + _runs_listing(rows, records, missing))
     if problems:
         for line in problems:
-            typer.echo(f"cannot run: {line}")
+            _say(f"cannot run: {line}")
         raise SpecError(f"grid {grid.name}: some runs cannot run (see above); nothing enqueued")
     if store is None or plan_only:
         return
@@ -128,16 +128,30 @@ def run_grid(
                 signal.signal(sig, handler)
         final = outcome.counts
         elapsed = time.monotonic() - started
-        typer.echo(f"grid {grid.name}: {_counts_text(final)} — {scheduler.launches} trainer"
-                   f"{'s' if scheduler.launches != 1 else ''} started in {_duration(elapsed)}")
+        _say(f"grid {grid.name}: {_counts_text(final)} — {scheduler.launches} trainer"
+             f"{'s' if scheduler.launches != 1 else ''} started in {_duration(elapsed)}")
         if outcome.stopped_by is not None:
-            typer.echo(f"stopped by {signal.Signals(outcome.stopped_by).name}: {final['queued']} runs are queued "
-                       f"with their checkpoints; run the same command to resume", err=True)
+            _say(f"stopped by {signal.Signals(outcome.stopped_by).name}: {final['queued']} runs are queued "
+                 f"with their checkpoints; run the same command to resume", err=True)
             raise typer.Exit(outcome.exit_code)
         if outcome.exit_code != 0:
             bad = final["total"] - final["succeeded"]
             raise RunFailed(f"grid {grid.name}: {bad} of {final['total']} runs did not succeed "
                             f"(imacsr status {grid.name} --runs; imacsr runs retry --failed)")
+
+
+def _say(text: str, err: bool = False) -> None:
+    """Print plan lines; on a terminal, long ones wrap at a word with an indent (a pipe gets them whole,
+    one line each, for scripts and tests)."""
+    if (sys.stderr if err else sys.stdout).isatty():
+        import shutil
+        import textwrap
+
+        width = shutil.get_terminal_size().columns
+        text = "\n".join(textwrap.fill(line, width, subsequent_indent="    ", break_on_hyphens=False,
+                                        break_long_words=False) if len(line) > width else line
+                         for line in text.splitlines())
+    typer.echo(text, err=err)
 
 
 def _plan_text(name: str, where: str, n_rows: int, counts: dict[str, int], slots: list[Slot], cores: int,

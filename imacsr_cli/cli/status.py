@@ -46,13 +46,22 @@ def status(
             typer.echo(json.dumps(_json(store, grid, runs), indent=2))
             return
         if not watch:
-            typer.echo(render(store, grid, runs))
+            typer.echo(render(store, grid, runs, width=_terminal_width()))
             return
         _watch(store, grid, runs, interval)
 
 
-def render(store: Any, grid: str | None, runs: bool) -> str:
-    """The text of ``imacsr status``: the grids table, then with ``runs`` the runs table."""
+def _terminal_width() -> int | None:
+    """The terminal's width when stdout is one (tables are then fitted to it), else None (whole lines)."""
+    import shutil
+    import sys
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def render(store: Any, grid: str | None, runs: bool, width: int | None = None) -> str:
+    """The text of ``imacsr status``: the grids table, then with ``runs`` the runs table (fitted to
+    ``width`` columns when given: see ``_runs_table``)."""
     summary = _summary(store, grid)
     if not summary:
         return "no grids yet: `imacsr run-grid GRID` adds one"
@@ -64,8 +73,8 @@ def render(store: Any, grid: str | None, runs: bool) -> str:
     text = table(["GRID", "RUNS", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "EPOCHS", "PROGRESS"],
                  rows, right=range(1, 9))
     if runs:
-        return text + "\n\n" + _runs_table(store, grid)
-    lost = _lost_note(_runs(store, grid, states=["succeeded"]))
+        return text + "\n\n" + _runs_table(store, grid, width)
+    lost = _wrap(_lost_note(_runs(store, grid, states=["succeeded"])), width)
     return text + (f"\n\n{lost}" if lost else "")
 
 
@@ -88,21 +97,33 @@ def _runs(store: Any, grid: str | None, states: list[str] | None = None) -> list
     return records
 
 
-def _runs_table(store: Any, grid: str | None) -> str:
+def _runs_table(store: Any, grid: str | None, width: int | None = None) -> str:
+    """One row per run. Fitted to ``width`` (a terminal): the SPEC column leaves out what every run
+    shares (the model of a one-model grid...), then SPEC and CELL are shortened with an ellipsis."""
     records = _runs(store, grid)
     if not records:
         return "no runs"
     now = _now()
+    specs = [spec_text(r) for r in records]
+    headers = ["RUN", "SPEC", "STATE", "EPOCH", "mIoU", "AGE", "REASON", "CELL" if grid is not None else "GRIDS"]
     rows = []
-    for r in records:
+    for r, spec in zip(records, specs):
         reason = "result.json missing" if r["files_missing"] else r["reason"] if _present(r["reason"]) else "-"
-        rows.append([r["run_id"], spec_text(r), r["state"], f"{r['epoch']}/{r['epochs']}", _miou(r),
+        rows.append([r["run_id"], spec, r["state"], f"{r['epoch']}/{r['epochs']}", _miou(r),
                      age(_age_seconds(r, now)), reason,
                      cells_text(r["cells"]) if grid is not None else (r["grids"] or "-")])
-    text = table(["RUN", "SPEC", "STATE", "EPOCH", "mIoU", "AGE", "REASON", "CELL" if grid is not None else "GRIDS"],
-                 rows, right=(3, 4, 5))
-    lost = _lost_note(records)
+    if width is not None and len(table(headers, rows).splitlines()[0]) > width:
+        for row, spec in zip(rows, _varying(records)):
+            row[1] = spec
+    text = table(headers, rows, right=(3, 4, 5), width=width, shrink=(1, 7))
+    lost = _wrap(_lost_note(records), width)
     return text + (f"\n\n{lost}" if lost else "")
+
+
+def _wrap(text: str, width: int | None) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width, break_on_hyphens=False, break_long_words=False) if width and text else text
 
 
 def _lost_note(records: list[dict[str, Any]]) -> str:
@@ -129,10 +150,12 @@ def _watch(store: Any, grid: str | None, runs: bool, interval: float) -> None:
 
     def frame() -> Text:
         stamp = time.strftime("%H:%M:%S")
-        return Text(f"{render(store, grid, runs)}\n\n{stamp} · every {interval:g} s · Ctrl-C to quit")
+        return Text(f"{render(store, grid, runs, width=console.width)}\n\n{stamp} · every {interval:g} s · "
+                    f"Ctrl-C to quit")
 
+    console = Console()
     try:
-        with Live(frame(), console=Console(), auto_refresh=False, transient=False) as live:
+        with Live(frame(), console=console, auto_refresh=False, transient=False) as live:
             while True:
                 time.sleep(interval)
                 live.update(frame(), refresh=True)
@@ -143,16 +166,41 @@ def _watch(store: Any, grid: str | None, runs: bool, interval: float) -> None:
 # ---- formatting helpers (shared with `imacsr runs`) -------------------------------------------------
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
-    """Aligned columns, two spaces apart; columns in ``right`` are right-aligned. No trailing spaces."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = (),
+          width: int | None = None, shrink: Sequence[int] = ()) -> str:
+    """Aligned columns, two spaces apart; columns in ``right`` are right-aligned. No trailing spaces.
+    With ``width``, the columns in ``shrink`` (widest first, down to 8 characters) are shortened with
+    an ellipsis until the lines fit."""
     cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    if width is not None:
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        while excess > 0:
+            cands = [i for i in shrink if widths[i] > max(8, len(headers[i]))]
+            if not cands:
+                break
+            widest = max(cands, key=lambda i: widths[i])
+            widths[widest] -= 1
+            excess -= 1
     right = set(right)
     lines = []
     for r in cells:
+        r = [v if len(v) <= widths[i] else v[: widths[i] - 1] + "…" for i, v in enumerate(r)]
         parts = [v.rjust(widths[i]) if i in right else v.ljust(widths[i]) for i, v in enumerate(r)]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def _varying(records: list[dict[str, Any]]) -> list[str]:
+    """Each run's spec text without the parts that are the same in every run that has them (the model
+    of a one-model grid, the position of a grid that varies only M...); never empty."""
+    parts = [_spec_parts(r) for r in records]
+    values: dict[str, set[str]] = {}
+    for p in parts:
+        for name, text in p:
+            values.setdefault(name, set()).add(text)
+    same = {name for name, v in values.items() if len(v) == 1}
+    return [" ".join(t for n, t in p if n not in same) or " ".join(t for _, t in p) for p in parts]
 
 
 def age(seconds: float | None) -> str:
@@ -174,15 +222,20 @@ def _age_seconds(r: dict[str, Any], now: float) -> float | None:
 
 def spec_text(r: dict[str, Any]) -> str:
     """'deeplabv3plus imacsr M=2 input s=1 seed=0' (the spec columns that vary in grids)."""
-    parts = [str(r["model"]) + (f"/{r['variant']}" if r.get("variant") else ""), str(r["method"])]
+    return " ".join(text for _, text in _spec_parts(r))
+
+
+def _spec_parts(r: dict[str, Any]) -> list[tuple[str, str]]:
+    parts = [("model", str(r["model"]) + (f"/{r['variant']}" if r.get("variant") else "")),
+             ("method", str(r["method"]))]
     if r["method"] != "conventional":
-        parts.append(f"M={r['num_points']}")
+        parts.append(("points", f"M={r['num_points']}"))
         if _present(r.get("position")):
-            parts.append(str(r["position"]))
+            parts.append(("position", str(r["position"])))
         if _present(r.get("spacing")):
-            parts.append(f"s={int(r['spacing'])}")
-    parts.append(f"seed={r['seed']}")
-    return " ".join(parts)
+            parts.append(("spacing", f"s={int(r['spacing'])}"))
+    parts.append(("seed", f"seed={r['seed']}"))
+    return parts
 
 
 def cells_text(cells: Any) -> str:

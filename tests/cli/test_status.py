@@ -178,3 +178,19 @@ def test_status_watch_exits_0_on_ctrl_c(db):
     out, err = p.communicate(timeout=20)
     assert p.returncode == 0, err
     assert "g1       4       1" in out
+
+
+def test_status_runs_fits_a_narrow_terminal(db):
+    """On a terminal the runs table fits its width: SPEC drops what every run shares (here the model),
+    then SPEC and CELL are shortened with an ellipsis; piped output keeps whole lines (tests above)."""
+    with Store.open(db, create=False) as store:
+        text = status_cli.render(store, "g1", True, width=80)
+        wide = status_cli.render(store, "g1", True, width=200)
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines), text
+    assert lines[3].split()[:2] == ["RUN", "SPEC"]
+    # 80 columns leave 30 for SPEC and CELL together: the widest is shortened first.
+    assert lines[4] == "b0000000000b  imacsr M=2 i…  running      1/2  25.0  12s  -        figure=3; se…"
+    assert lines[-1].startswith("a0000000000a  conventional…  succeeded") and "deeplabv3plus" not in text
+    # Wide enough: the same table as in a pipe.
+    assert wide == status_cli.render(store, "g1", True)

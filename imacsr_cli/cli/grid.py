@@ -379,7 +379,8 @@ def render_live(counts: dict[str, int], total: int, active: list[ActiveRun], lab
     rows = []
     for a in sorted(active, key=lambda x: x.slot.index):
         step = f"{a.step}/{a.steps}" if a.steps and a.current > a.epoch else "-"
-        epoch = f"{a.shown_epoch()}/{a.epochs}" if a.epochs else "-"
+        # While the trainer starts up no epoch runs: "-/3", not "0/3" (nor a resumed run's last one).
+        epoch = f"{a.shown_epoch() if a.started_at is not None else '-'}/{a.epochs or '?'}"
         rows.append([a.run_id, a.slot.name, epoch, step, "-" if a.loss is None else f"{a.loss:.3f}",
                      _pct(a.miou), _duration(a.eta(now)), labels.get(a.run_id, "")])
     # Every column but the spec keeps its header and values whole; the spec gets what is left (two

@@ -53,6 +53,9 @@ def test_the_epoch_shown_is_the_one_that_runs():
     assert active(1, epoch=0, current=1, epochs=1).shown_epoch() == 1  # "1/1" while epoch 1 runs, not 0/1
     assert active(1, epoch=0, current=0, epochs=1).shown_epoch() == 1  # started, no heartbeat yet
     assert active(1, epoch=0, current=0, epochs=1, started=None).shown_epoch() == 0  # not started
+    starting = active(3, epoch=1, current=0, epochs=3, started=None, step=0, steps=0)  # a resumed run, starting
+    lines = screen(80, [starting], {"total": 1, "queued": 0})
+    assert lines[3].split()[:4] == ["333333333333", "cpu#3", "-/3", "-"]
     assert active(1, epoch=1, current=1, epochs=1).shown_epoch() == 1  # done
 
 

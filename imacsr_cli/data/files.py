@@ -101,9 +101,9 @@ def require_root(dataset: str, root: Path | None, expected: str) -> Path:
         raise DataError(f"{dataset}: no data root given (expected {expected})")
     root = Path(root).expanduser()
     if root.is_file():
-        raise DataError(f"{dataset} root {root}: is a file, expected a directory ({expected})")
+        raise DataError(f"{dataset} root {root}: is a file (expected a directory with {expected})")
     if not root.is_dir():
-        raise DataError(f"{dataset} root {root}: does not exist (expected a directory: {expected})")
+        raise DataError(f"{dataset} root {root}: does not exist (expected a directory with {expected})")
     return root
 
 

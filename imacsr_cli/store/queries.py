@@ -86,20 +86,23 @@ class Queries(Connected):
     def _full_id(self, conn: Connection, run_id: str) -> str:
         if conn.execute(text("SELECT 1 FROM runs WHERE run_id = :r"), {"r": run_id}).scalar():
             return run_id
-        prefix = run_id.strip().lower()
-        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+        hexadecimal = bool(run_id) and all(c in "0123456789abcdefABCDEF" for c in run_id)
+        prefix = run_id.lower() if hexadecimal else run_id
+        if len(prefix) >= MIN_PREFIX:
+            # Matched literally: LIKE's wildcards (_ %) and its escape character are escaped.
+            pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            hits = [r for (r,) in conn.execute(
+                text("SELECT run_id FROM runs WHERE run_id LIKE :p ESCAPE '\\' ORDER BY run_id LIMIT 3"),
+                {"p": pattern}) if r.startswith(prefix)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise NotFound(f"run id prefix {run_id!r} is ambiguous ({', '.join(hits[:2])}, ...); give more of it")
+        if not hexadecimal:
             raise NotFound(f"{run_id!r} is not a run id: ids are hexadecimal, e.g. 3fa2c1d0e9b8 "
                            f"(`imacsr status --runs` lists them)")
         if len(prefix) < MIN_PREFIX:
             raise NotFound(f"run id prefix {run_id!r} is too short: give at least {MIN_PREFIX} characters")
-        # A range, not LIKE: the prefix is matched literally ('g' sorts after every hex digit).
-        hits = [r for (r,) in conn.execute(
-            text("SELECT run_id FROM runs WHERE run_id >= :lo AND run_id < :hi ORDER BY run_id LIMIT 3"),
-            {"lo": prefix, "hi": prefix + "g"}) if r.startswith(prefix)]
-        if len(hits) == 1:
-            return hits[0]
-        if len(hits) > 1:
-            raise NotFound(f"run id prefix {run_id!r} is ambiguous ({', '.join(hits[:2])}, ...); give more of it")
         raise NotFound(f"no run {run_id!r}; `imacsr status --runs` lists them")
 
     def resolve_id(self, run_id: str) -> str:

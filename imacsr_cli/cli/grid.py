@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from imacsr_cli import metric_names as mn
+from imacsr_cli.cli.options import db_option
+
 if TYPE_CHECKING:  # pragma: no cover
     from imacsr_cli.launch import ActiveRun, Outcome, Slot
 
 MAX_NOTES = 3  # grid notes (rows that repeat a run...) shown before "and N more"
-DB_HELP = "Results database URL or SQLite path (env IMACSR_DB; default sqlite:///results/imacsr.db)."
 
 
 def run_grid(
     path: str = typer.Argument(..., help="Grid file; looked for as given, then under experiments/."),
-    db: str = typer.Option(None, "--db", envvar="IMACSR_DB", show_envvar=False, help=DB_HELP),
+    db: str = db_option(),
     runs_dir: Path = typer.Option(Path("results/runs"), "--runs-dir", help="Run directories go to DIR/<run_id>."),
     jobs: int = typer.Option(None, "--jobs", "-j", help="Runs at once (default: one per visible GPU, else 1)."),
     gpus: str = typer.Option(None, "--gpus", help="GPU indices to use, e.g. 0,1 ('cpu' = none; default: all visible)."),
@@ -45,17 +47,17 @@ def run_grid(
         False, "--retrain-missing", help="Train again succeeded runs whose result.json is gone (directory deleted)."),
 ) -> None:
     """Plan, enqueue and run every run of a grid; exit 0 only when all of them succeeded."""
-    from imacsr_cli.errors import NotFound, RunFailed, SpecError, UsageError
-    from imacsr_cli.launch import LocalExecutor, Scheduler, parse_gpus, plan_slots
+    from imacsr_cli.errors import RunFailed, SpecError, UsageError
+    from imacsr_cli.launch import LocalExecutor, Scheduler, limits, parse_gpus, plan_slots
     from imacsr_cli.launch.executor import available_cores, check_visible
-    from imacsr_cli.launch.plan import missing_data, orphaned
-    from imacsr_cli.launch.rerun import rerun, result_missing
-    from imacsr_cli.spec.grid import GridSpec
+    from imacsr_cli.launch.plan import make_plan
+    from imacsr_cli.launch.rerun import rerun
     from imacsr_cli.spec.ranges import check_option
-    from imacsr_cli.store import Store
 
-    for name, value in (("--lease", lease), ("--timeout", timeout), ("--jobs", jobs), ("--per-gpu", per_gpu),
-                        ("--retries", retries), ("--max-runs", max_runs)):
+    limits.check_timeout(timeout)
+    limits.check_lease(lease)
+    limits.check_retries(retries)
+    for name, value in (("--jobs", jobs), ("--per-gpu", per_gpu), ("--max-runs", max_runs)):
         check_option(name, value)
     if as_json and not plan_only:
         raise UsageError("--json goes with --plan (it prints the plan as JSON)")
@@ -63,38 +65,16 @@ def run_grid(
     check_visible(gpu_list)
     slots = plan_slots(jobs=jobs, gpus=gpu_list, per_gpu=per_gpu)
 
-    grid = GridSpec.find(path)
-    grid.set_base(overrides)
-    grid.check_size(max_runs)
-    rows = grid.expand()
-    valid = [r for r in rows if r.error is None]
-    problems = grid.check() + missing_data([r.spec for r in valid])
-    where = grid.path or path
-
-    ids = [r.run_id for r in valid]
-    records: dict[str, Any] = {}
-    try:
-        store = Store.open(db, create=not (plan_only or problems))
-    except NotFound:  # --plan on a database that does not exist yet: everything is new; create nothing
-        store = None
-        counts = {"new": len(ids), "queued": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
-    else:
-        try:
-            counts = store.plan(run_ids=ids)
-            counts["orphaned"] = len(orphaned(store, ids, lease)) if counts["running"] else 0
-            records = store.records(ids) if plan_only or counts["succeeded"] else {}
-        finally:
-            if plan_only or problems:
-                store.close()
-    missing = [i for i, rec in records.items() if result_missing(rec, runs_dir)]
-    counts["cannot_run"] = len(rows) - len(valid)
-    counts["missing"] = len(missing)
+    plan = make_plan(path, db, lease, plan_only=plan_only, overrides=overrides, max_runs=max_runs,
+                     runs_dir=runs_dir)
+    grid, rows, valid, problems, counts = plan.grid, plan.rows, plan.valid, plan.problems, plan.counts
+    records, missing = plan.records, plan.missing
     if as_json:
-        typer.echo(json.dumps(_plan_json(grid, str(where), rows, records, missing, counts, slots, problems), indent=2))
+        typer.echo(json.dumps(_plan_json(grid, plan.where, rows, records, missing, counts, slots, problems), indent=2))
         if problems:
             raise typer.Exit(2)
         return
-    _say(_plan_text(grid.name, str(where), len(rows), counts, slots, available_cores(), retrain_missing))
+    _say(_plan_text(grid.name, plan.where, len(rows), counts, slots, available_cores(), retrain_missing))
     for line in _notes(grid.warnings, verbose):
         _say(f"note: {line}")
     if plan_only:
@@ -103,14 +83,13 @@ def run_grid(
         for line in problems:
             _say(f"cannot run: {line}")
         raise SpecError(f"grid {grid.name}: some runs cannot run (see above); nothing enqueued")
-    if store is None or plan_only:
+    if plan.store is None:
         return
-    with store:
+    with plan.store as store:
         if retrain_missing:
             for run_id in missing:
                 rerun(store, run_id, runs_dir)
-        store.upsert_grid(grid)
-        store.enqueue(grid.name, valid, prune=True)
+        plan.enqueue()
 
         labels = {r.run_id: r.describe() for r in valid}
         observer: _Plain | _Live = (_Live(labels, len(valid), parallel=len(slots)) if sys.stdout.isatty()
@@ -350,7 +329,7 @@ class _Live(_Plain):
                            time.time())
 
 
-LIVE_COLUMNS = ("run", "slot", "epoch", "step", "loss", "mIoU", "ETA", "spec")
+LIVE_COLUMNS = ("run", "slot", "epoch", "step", mn.LOSS, mn.MIOU, "ETA", "spec")
 
 
 def render_live(counts: dict[str, int], total: int, active: list[ActiveRun], labels: dict[str, str],
@@ -390,7 +369,7 @@ def render_live(counts: dict[str, int], total: int, active: list[ActiveRun], lab
     table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1))
     for i, col in enumerate(LIVE_COLUMNS):
         table.add_column(col, no_wrap=True, width=min(widths[i], spec_width) if col == "spec" else widths[i],
-                         justify="right" if col in ("epoch", "step", "loss", "mIoU", "ETA") else "left")
+                         justify="right" if col in ("epoch", "step", mn.LOSS, mn.MIOU, "ETA") else "left")
     for r in rows:
         spec = r[-1] if len(r[-1]) <= spec_width else r[-1][: spec_width - 1] + "…"
         table.add_row(*r[:-1], spec)

@@ -15,7 +15,8 @@ from typing import Any
 
 import typer
 
-from imacsr_cli.cli.grid import DB_HELP
+from imacsr_cli import metric_names as mn
+from imacsr_cli.cli.options import db_option
 
 _now = time.time  # the clock of AGE columns (tests pin it)
 # --runs lists what needs attention first: running, then failed, queued, cancelled, then succeeded runs
@@ -29,7 +30,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     watch: bool = typer.Option(False, "--watch", help="Refresh until Ctrl-C."),
     interval: float = typer.Option(2.0, "--interval", help="Seconds between refreshes with --watch."),
-    db: str = typer.Option(None, "--db", envvar="IMACSR_DB", show_envvar=False, help=DB_HELP),
+    db: str = db_option(),
 ) -> None:
     """Grids with their runs' counts by state and progress; --runs lists the runs."""
     from imacsr_cli.store import Store
@@ -105,7 +106,7 @@ def _runs_table(store: Any, grid: str | None, width: int | None = None) -> str:
         return "no runs"
     now = _now()
     specs = [spec_text(r) for r in records]
-    headers = ["RUN", "SPEC", "STATE", "EPOCH", "mIoU", "AGE", "REASON", "CELL" if grid is not None else "GRIDS"]
+    headers = ["RUN", "SPEC", "STATE", "EPOCH", mn.MIOU, "AGE", "REASON", "CELL" if grid is not None else "GRIDS"]
     rows = []
     for r, spec in zip(records, specs):
         reason = "result.json missing" if r["files_missing"] else r["reason"] if _present(r["reason"]) else "-"
@@ -246,7 +247,7 @@ def cells_text(cells: Any) -> str:
 
 def _miou(r: dict[str, Any]) -> str:
     """Final mIoU when the run finished, else the last evaluation's (in %)."""
-    for key in ("final/mIoU", "val/mIoU"):
+    for key in (f"final/{mn.MIOU}", f"val/{mn.MIOU}"):
         v = _num(r.get(key))
         if v is not None:
             return f"{100 * v:.1f}"

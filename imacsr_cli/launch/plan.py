@@ -1,14 +1,82 @@
-"""Plan-time checks of run-grid, before anything is enqueued or launched: which runs cannot find their
-data, and which "running" runs are really orphans that the scheduler will resume.
+"""run-grid's plan, before anything is enqueued or launched: the grid's runs, what the database already
+knows of them (new / done / failed / running elsewhere / orphaned), and what cannot run (an uninstalled
+model or dataset, a missing data root). ``make_plan`` assembles it; the CLI only prints it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imacsr_cli.errors import NotFound
 from imacsr_cli.launch.executor import pid_alive
-from imacsr_cli.store import Store
+from imacsr_cli.store import STATES, Store
+
+
+@dataclass
+class GridPlan:
+    """What run-grid will do. ``store`` is open (and the caller closes it) only when the plan can be
+    carried out: not ``plan_only`` and no ``problems``."""
+
+    grid: Any  # spec.grid.GridSpec
+    where: str  # the grid file as found
+    rows: list[Any]  # GridSpec.expand(): every row, with an error for the ones that cannot run
+    valid: list[Any]  # the rows without an error
+    problems: list[str]  # one line per cause that keeps some runs from running: nothing is enqueued
+    counts: dict[str, int]  # new, queued, running, succeeded, failed, cancelled, total, orphaned,
+    # cannot_run (rows with an error), missing (succeeded runs whose result.json is gone)
+    store: Store | None = field(default=None, repr=False)
+    records: dict[str, Any] = field(default_factory=dict)  # run_id → RunRecord (plan_only, or some succeeded)
+    missing: list[str] = field(default_factory=list)  # succeeded runs whose result.json is gone
+
+    def enqueue(self) -> dict[str, int]:
+        """Record the grid and queue its runs (idempotent; links to runs no longer in it are pruned)."""
+        if self.store is None:
+            raise RuntimeError("this plan cannot be carried out (plan only, or runs that cannot run)")
+        self.store.upsert_grid(self.grid)
+        return self.store.enqueue(self.grid.name, self.valid, prune=True)
+
+
+def make_plan(path: str, db: str | None, lease: float, *, plan_only: bool = False, overrides: list[str] = (),
+              max_runs: int | None = None, runs_dir: str | Path = "results/runs") -> GridPlan:
+    """Read and expand the grid at ``path`` (``overrides``: run-grid --set over its [base]; refused
+    above ``max_runs`` rows before it is expanded), check what it needs, and count its runs in ``db``.
+
+    Nothing is written to the database (a missing SQLite file is not created) when ``plan_only`` or
+    when some runs cannot run. SpecError / NotFound for a bad or missing grid file."""
+    from imacsr_cli.launch.rerun import result_missing
+    from imacsr_cli.spec.grid import GridSpec
+
+    grid = GridSpec.find(path)
+    grid.set_base(list(overrides))
+    if max_runs is not None:
+        grid.check_size(max_runs)
+    rows = grid.expand()
+    valid = [r for r in rows if r.error is None]
+    problems = grid.check() + missing_data([r.spec for r in valid])
+    ids = [r.run_id for r in valid]
+    carry_out = not (plan_only or problems)
+    try:
+        store = Store.open(db, create=carry_out)
+    except NotFound:  # a plan on a database that does not exist yet: everything is new; create nothing
+        counts = {"new": len(ids), **{s: 0 for s in STATES}, "total": len(ids), "orphaned": 0,
+                  "cannot_run": len(rows) - len(valid), "missing": 0}
+        return GridPlan(grid, str(grid.path or path), rows, valid, problems, counts)
+    try:
+        counts = store.plan(run_ids=ids)
+        counts["orphaned"] = len(orphaned(store, ids, lease)) if counts["running"] else 0
+        records = store.records(ids) if plan_only or counts["succeeded"] else {}
+    except BaseException:
+        store.close()
+        raise
+    if not carry_out:
+        store.close()
+        store = None
+    missing = [i for i, rec in records.items() if result_missing(rec, runs_dir)]
+    counts["cannot_run"] = len(rows) - len(valid)  # so that the plan's counts add up to its rows
+    counts["missing"] = len(missing)
+    return GridPlan(grid, str(grid.path or path), rows, valid, problems, counts, store, records, missing)
 
 
 def orphaned(store: Store, run_ids: list[str], lease: float, host: str | None = None) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from imacsr_cli.errors import UsageError
-from imacsr_cli.spec.paths import RunPaths
+from imacsr_cli.rundir import RunPaths
 
 
 def run_paths(run: Any, runs_dir: str | Path) -> RunPaths:

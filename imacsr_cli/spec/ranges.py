@@ -95,23 +95,21 @@ def problem(key: str, value: Any) -> str | None:
     for v in items:
         if not rng.allows(v):
             each = " for each value" if isinstance(value, (list, tuple)) else ""
-            return f"expected {rng.text()}{each}, got {_show(v)}"
+            return f"expected {rng.text()}{each}, got {show(v)}"
     return None
 
 
 def option_ranges() -> dict[str, Range]:
     """The allowed values of every numeric command-line option."""
-    from imacsr_cli.train.events import HEARTBEAT_SECONDS
+    from imacsr_cli.launch.limits import LEASE, RETRIES, TIMEOUT  # the scheduler's timing rules
 
     day = 86400
     return {
-        # A shorter lease than a few heartbeats of the scheduler would take live runs from it.
-        "--lease": Range(5, 7 * day, what="seconds"),
-        # Trainers report every HEARTBEAT_SECONDS: a shorter timeout kills healthy runs.
-        "--timeout": Range(2 * HEARTBEAT_SECONDS, 7 * day, what="seconds"),
+        "--lease": LEASE,
+        "--timeout": TIMEOUT,
+        "--retries": RETRIES,
         "--jobs": Range(1, 1024, integer=True),
         "--per-gpu": Range(1, 64, integer=True),
-        "--retries": Range(0, 100, integer=True),
         "--max-runs": Range(1, 10_000_000, integer=True),
         "--interval": Range(0.2, day, what="seconds"),
         "--events": Range(0, 1_000_000, integer=True),
@@ -125,11 +123,11 @@ def check_option(name: str, value: Any) -> Any:
     from imacsr_cli.errors import UsageError
 
     if value is not None and not option_ranges()[name].allows(value):
-        raise UsageError(f"{name}: expected {option_ranges()[name].text()}, got {_show(value)}")
+        raise UsageError(f"{name}: expected {option_ranges()[name].text()}, got {show(value)}")
     return value
 
 
-def _show(v: Any) -> str:
+def show(v: Any) -> str:
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)  # nan, inf, -inf
     return repr(v)

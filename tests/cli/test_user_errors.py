@@ -173,7 +173,7 @@ def test_plan_lists_every_run_with_its_state_and_cells(here):
     assert verbose[2] == (f"note: {here}/shared.toml: [[include]] #1 (points.count=2) is the same run as [sweep] "
                           "(points.count=2); kept once; its labels were added to that run as another cell")
     doc = json.loads(invoke("run-grid", "shared.toml", "--plan", "--json").output)
-    assert doc["counts"] == {"runs": 2, "new": 2, "queued": 0, "running": 0, "succeeded": 0, "failed": 0,
+    assert doc["counts"] == {"runs": 2, "total": 2, "new": 2, "queued": 0, "running": 0, "succeeded": 0, "failed": 0, "orphaned": 0,
                              "cancelled": 0, "cannot_run": 0, "missing": 0}
     assert [(x["run_id"], x["state"], x["overrides"], x["cells"], x["where"]) for x in doc["runs"]] == [
         (one, "new", {"points.count": 1}, [{"table": "vi"}], ["[sweep]"]),

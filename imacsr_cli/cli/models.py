@@ -9,19 +9,24 @@ import typer
 
 def models(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    classes: int = typer.Option(19, "--classes", min=1, help="Number of classes K (sets the classifier size)."),
+    classes: int = typer.Option(19, "--classes", help="Number of classes K (sets the classifier size)."),
 ) -> None:
     """List models, variants, parameter counts at K classes, and their ordered intermediate points."""
     from imacsr_cli.models import registry
+    from imacsr_cli.spec.ranges import check_option
 
+    check_option("--classes", classes)
     rows = []
     for name in registry.names():
         entry = registry.get(name)
         for variant in entry.variants:
-            model = registry.build(name, variant, classes)
+            # From the entry's metadata (no torch); a model that does not give its size is built.
+            params = entry.parameter_count(variant, classes)
+            if params is None:
+                params = registry.count_parameters(registry.build(name, variant, classes))
             rows.append({
                 "model": name, "variant": variant, "default": variant == entry.default_variant,
-                "classes": classes, "parameters": registry.count_parameters(model),
+                "classes": classes, "parameters": params,
                 "points": [{"name": p.name, "channels": p.channels, "stride": p.stride} for p in entry.points(variant)],
                 "description": entry.description,
             })

@@ -57,6 +57,7 @@ from imacsr_cli.train.checkpoint import (
     save_checkpoint,
     set_aside,
 )
+from imacsr_cli.train.diagnostics import Diagnostics
 from imacsr_cli.train.imacsr import IMacSR, cross_entropy
 from imacsr_cli.train.metrics import ConfusionMatrix
 
@@ -169,11 +170,13 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
             ds.set_seed(spec.train.seed)
     faults.at_startup(fault, paths.fault_marker, paths.root / ".fault_release")
 
-    model = model_registry.build(spec.model.name, spec.model.variant, info.num_classes, spec.model.weights or None)
+    outputs = info.num_classes + 1 if spec.data.void_logit else info.num_classes  # author's code: a void logit
+    model = model_registry.build(spec.model.name, spec.model.variant, outputs, spec.model.weights or None)
     points = [p for p in model_registry.points(spec.model.name, spec.model.variant) if p.name in spec.points.names]
-    trainee = IMacSR(model, points, info.num_classes, spec.method, info.ignore_index).to(device)
+    trainee = IMacSR(model, points, outputs, spec.method, info.ignore_index).to(device)
     if spec.train.channels_last and device.type == "cuda":
         trainee = trainee.to(memory_format=torch.channels_last)
+    diag = Diagnostics(model, points, device)
     optimizer = torch.optim.Adam(
         trainee.parameters(), lr=spec.optim.lr, betas=spec.optim.betas, weight_decay=spec.optim.weight_decay
     )
@@ -220,7 +223,8 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
         armed = faults.arm(fault, epoch, paths.fault_marker)
         t0 = time.time()
         losses = train_one_epoch(trainee, optimizer, schedule, scaler, train_set, spec, epoch, device, amp_dtype,
-                                 events, armed)
+                                 events, armed, diag)
+        losses.update(diag.epoch_values())  # diag/* rows beside the loss terms
         seconds = time.time() - t0
         train_seconds += seconds
         evaluated = epoch % spec.train.eval_every == 0 or epoch == spec.train.epochs
@@ -355,11 +359,13 @@ class _StartupHeartbeats:
 
 def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule: Any, scaler: Any,
                     dataset: Dataset, spec: RunSpec, epoch: int, device: torch.device,
-                    amp_dtype: torch.dtype | None, events: EventWriter, fault: faults.Fault | None) -> dict[str, float]:
+                    amp_dtype: torch.dtype | None, events: EventWriter, fault: faults.Fault | None,
+                    diag: Diagnostics | None = None) -> dict[str, float]:
     """One pass over the training set; returns the epoch's mean of every loss term over the batches
-    that have a labelled pixel. A batch whose pixels are all void (ignore_index) has no cross-entropy
-    (0/0 = NaN): it weighs nothing, so it is skipped (no update; the schedule still steps, so the
-    learning rate depends on the batch's place in training only), not taken for a divergence."""
+    that have a labelled pixel. ``diag`` (if given) adds each step's gradient norm; its feature
+    statistics come from its own hooks. A batch whose pixels are all void (ignore_index) has no
+    cross-entropy (0/0 = NaN): it weighs nothing, so it is skipped (no update; the schedule still steps,
+    so the learning rate depends on the batch's place in training only), not taken for a divergence."""
     trainee.train()
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
@@ -393,6 +399,9 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
             raise NonFinite(f"loss is {loss.item()} at epoch {epoch}, step {step} ({detail})")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if diag is not None:
+            scaler.unscale_(optimizer)  # a no-op without fp16; step() then skips its own unscale
+            diag.after_backward(trainee.parameters())
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
@@ -408,7 +417,7 @@ def evaluate(trainee: IMacSR, dataset: Dataset, spec: RunSpec, num_classes: int,
              device: torch.device, amp_dtype: torch.dtype | None, events: EventWriter, epoch: int) -> ConfusionMatrix:
     """Predict the evaluation set and accumulate one confusion matrix (adapters unused)."""
     trainee.eval()
-    cm = ConfusionMatrix(num_classes, ignore_index)
+    cm = ConfusionMatrix(num_classes, ignore_index, void_column=spec.data.void_logit)
     loader = _loader(dataset, spec, sampler=None, drop_last=False, device=device)
     for step, (images, labels) in enumerate(loader, start=1):
         images = images.to(device, non_blocking=True)

@@ -1,6 +1,8 @@
 """The identity rule (docs/contracts.md, "Run identity"): a key added later enters the hash only when
 it differs from its legacy value, a default never changes silently, and two specs that train the same
 thing hash the same. The golden ids (golden_ids.json) are the fixed points every check here keeps."""
+# The test-only keys are named later_*: real keys added since (data.void_logit, method.ce_input) must
+# not be shadowed by a test subclass with other allowed values.
 
 from __future__ import annotations
 
@@ -23,12 +25,12 @@ ENTRIES = golden.load()["entries"]
 
 @dataclass(frozen=True)
 class DataSpecLater(DataSpec):
-    void_logit: bool = _opt(False, legacy=False, since="9.9", doc="test-only")
+    later_flag: bool = _opt(False, legacy=False, since="9.9", doc="test-only")
 
 
 @dataclass(frozen=True)
 class MethodSpecLater(MethodSpec):
-    ce_input: Literal["logits", "probs"] = _opt("logits", legacy="logits", since="9.9", doc="test-only")
+    later_mode: Literal["logits", "probs"] = _opt("logits", legacy="logits", since="9.9", doc="test-only")
     warmup: list[float] = _opt([], legacy=[], since="9.9", doc="test-only")
 
 
@@ -63,7 +65,7 @@ def test_keys_added_at_their_legacy_value_keep_every_golden_id(entry):
 
 
 @pytest.mark.parametrize("key, value", [
-    ("data.void_logit", True), ("method.ce_input", "probs"), ("method.warmup", [0.5]),
+    ("data.later_flag", True), ("method.later_mode", "probs"), ("method.warmup", [0.5]),
     ("train.compile", True), ("train.clip", 1.0), ("extra.tta", 2),
 ])
 def test_a_new_key_at_another_value_is_another_run(key, value):
@@ -78,17 +80,18 @@ def test_a_new_key_at_another_value_is_another_run(key, value):
 
 def test_a_conventional_run_keeps_a_new_method_key():
     # The baseline normalisation must not reset what a later key says (e.g. what the CE reads).
-    spec = resolve(RunSpecLater.from_dict({"method": {"name": "conventional", "ce_input": "probs"}}))
-    assert spec.method.ce_input == "probs"
+    spec = resolve(RunSpecLater.from_dict({"method": {"name": "conventional", "later_mode": "probs"}}))
+    assert spec.method.later_mode == "probs"
     assert spec.run_id != golden_id("conventional")
 
 
 def test_legacy_false_is_not_zero():
-    # True == 1 and False == 0 in Python; as spec values they differ.
-    f = next(f for f in dataclasses.fields(TrainSpecLater) if f.name == "clip")
-    from imacsr_cli.spec.runspec import _at_legacy
+    # True == 1 and False == 0 in Python; as spec values they differ. An integer written for a float
+    # key is that number, so `clip = 0` is the legacy 0.0.
+    from imacsr_cli.spec.runspec import _same
 
-    assert _at_legacy(f, 0.0) and _at_legacy(f, 0) and not _at_legacy(f, False)
+    assert _same(0.0, 0) and _same((1, 2), [1, 2]) and not _same(False, 0) and not _same(True, 1)
+    assert resolve(RunSpecLater.from_dict({"train": {"clip": 0}})).run_id == golden_id("defaults")
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -145,3 +148,33 @@ def test_resolving_is_idempotent(entry):
 def test_a_names_selection_that_does_not_fit_is_still_refused():
     with pytest.raises(SpecError, match="has no point 'layer9'"):
         resolve(RunSpec.from_dict({"points": {"names": ["layer9"], "position": "central"}}))
+
+
+# ---- the identity dict of a stored spec (what reports compare) --------------------------------------
+
+
+@pytest.mark.parametrize("entry", ENTRIES[::7], ids=[e["source"] for e in ENTRIES[::7]])
+def test_identity_dict_is_the_identity_part_of_the_spec(entry):
+    from imacsr_cli.spec.runspec import identity_dict
+
+    for raw in (entry["spec"], entry["resolved"]):
+        assert identity_dict(raw) == RunSpec.from_dict(raw).to_dict(identity_only=True)
+        assert identity_dict(raw) == RunSpecLater.from_dict(raw).to_dict(identity_only=True)
+    later = {**entry["resolved"], "train": {**entry["resolved"]["train"], "compile": True}}
+    from imacsr_cli.spec import runspec
+
+    assert runspec._identity_dict(RunSpecLater, later, "s", "")["train"]["compile"] is True
+
+
+@pytest.mark.parametrize("raw", [
+    {"points": {"count": "two"}}, {"points": {"cnt": 2}}, {"model": 3}, {"train": {"seed": True}},
+    {"data": {"train_size": [1, 2, 3]}}, {"extra": {}},
+])
+def test_identity_dict_refuses_what_from_dict_refuses(raw):
+    from imacsr_cli.spec.runspec import identity_dict
+
+    with pytest.raises(SpecError) as built:
+        RunSpec.from_dict(raw, source="s")
+    with pytest.raises(SpecError) as fast:
+        identity_dict(raw, source="s")
+    assert str(fast.value) == str(built.value)

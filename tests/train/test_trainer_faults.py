@@ -41,7 +41,13 @@ def _events(d: Path) -> list[dict]:
     path = d / "events.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:  # a torn line: readers skip it (rundir.read_events does too)
+            continue
+    return out
 
 
 def _kinds(d: Path) -> list[str]:

@@ -53,18 +53,25 @@ def report(
         None, "--explain", metavar="CELL",
         help="List the runs behind one cell and how their specs differ, e.g. 'DeepLabv3+/iMacSR/cityscapes'."),
     metric: str = typer.Option("mIoU", "--metric", help="Metric of Table VI and of the findings checks."),
+    paper_only: bool = typer.Option(
+        False, "--paper", help="The paper's own Table IV as published (needs no database; --all adds it anyway)."),
 ) -> None:
     """Tables and figures of the paper from the results database, beside the published values.
 
-    Each cell: mean ± std over seeds, its runs named by --format json or --explain CELL.
+    Each cell: mean ± std over seeds, its runs named by --format json or --explain CELL. Every
+    comparison with the paper is a t-test (paired over shared seeds, else Welch's; Holm-corrected
+    where a finding needs several): supported, contradicted or inconclusive. Metrics in %.
     """
     table = _choice(table, TABLES, "--table")
     figure = _choice(figure, FIGURES, "--figure")
     fmt = _choice(fmt, FORMATS, "--format") or "rich"
     convention = _choice(convention, CONVENTIONS, "--convention") or "dataset"
     metric = _choice(metric, METRICS, "--metric") or "mIoU"
-    if not (table or figure or all_):
-        raise UsageProblem("say what to report: --table iv|vi, --figure 3|4 or --all")
+    if not (table or figure or all_ or paper_only):
+        raise UsageProblem("say what to report: --table iv|vi, --figure 3|4, --all or --paper")
+    if paper_only and (figure or all_ or table not in (None, "iv") or explain is not None):
+        raise UsageProblem("--paper shows the paper's Table IV alone (Table VI and Figs. 3-4 are images in the "
+                           "paper); use it alone or with --table iv")
 
     from imacsr_cli import report as rep
 
@@ -75,7 +82,7 @@ def report(
         _print_explanation(ex, fmt)
         return
 
-    tables = list(TABLES) if all_ else [table] if table else []
+    tables = ["iv", rep.PAPER_IV, "vi"] if all_ else [rep.PAPER_IV] if paper_only else [table] if table else []
     figures = list(FIGURES) if all_ else [figure] if figure else []
     result = rep.build_report(tables, figures, db=db, grid=grid, convention=convention, metric=metric)
     empty = [f for f in figures if not any(fd.id == f for fd in result.figures)]

@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from imacsr_cli.report import paper
+from imacsr_cli.report import paper, stats
 from imacsr_cli.report.frames import (
     METRICS,
     aggregate,
@@ -28,7 +29,17 @@ from imacsr_cli.report.frames import (
     spec_differences,
 )
 from imacsr_cli.report.renderers import csv_columns, jsonable, latex_escape, md_findings, md_table
-from imacsr_cli.report.tables import DASH, Placement, fmt, fmt_cell, order_key, scope_note, verdict
+from imacsr_cli.report.tables import (
+    DASH,
+    FINDING_COLUMNS,
+    Placement,
+    cell_compare,
+    finding_row,
+    fmt,
+    fmt_cell,
+    order_key,
+    scope_note,
+)
 
 COLUMN_WIDTH_IN = 3.5  # one column of a two-column paper
 SPECS = {
@@ -167,35 +178,35 @@ def _baseline(fig: str, runs: pd.DataFrame, imacsr: pd.DataFrame, model: str, da
 
 
 def check_figure(fig: str, data: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The paper's finding for the figure and our verdict, on ``metric``."""
+    """The paper's finding for the figure, as a Holm-corrected family of t-tests (stats.py), on
+    ``metric``.
+
+    Fig. 3 ("a moderate number of points is best"): every inner count against each end of the
+    tested range (1 and 5, or whatever the grid's smallest and largest are). Supported when some
+    inner count beats both ends; contradicted when one end beats every inner count. Fig. 4 ("two
+    bases is best"): spacing 2 against each other spacing; supported when it beats all of them,
+    contradicted when any beats it.
+    """
     x = SPECS[fig][0]
-    shown = SPECS[fig][2]
-    f = data[(data["metric"] == metric) & (data["n"] > 0) & data[x].isin(shown)].sort_values(x)
-    points = [(int(r[x]), r["mean"], r["std"], int(r["n"])) for _, r in f.iterrows()]
+    f = data[data["metric"] == metric]
+    cells = {int(r[x]): r for _, r in f.iterrows()}
+    xs = sorted(set(SPECS[fig][2]) | set(cells))
     rows = []
     for finding in paper.findings(f"fig{fig}"):
-        results: list[bool] = []
-        close = False
-        complete = len(points) == len(shown)
-        if len(points) >= (3 if fig == "3" else 2) and (fig == "3" or any(p[0] == 2 for p in points)):
-            best = max(points, key=lambda p: p[1])
-            if fig == "3":  # best strictly inside the tested range
-                inside = points[0][0] < best[0] < points[-1][0]
-                if inside or complete:  # else a missing count could still change the answer
-                    results.append(inside)
-            else:  # a measured spacing beating 2 settles it, missing ones or not
-                results.append(best[0] == 2)
-            rest = [p for p in points if p is not best]
-            runner = max(rest, key=lambda p: p[1])
-            spread = [s for s in (best[2], runner[2]) if not math.isnan(s)]
-            close = not spread or best[1] - runner[1] <= max(spread) or min(best[3], runner[3]) < 2
-        ours = ", ".join(f"{p[0]}: {fmt(p[1])}" for p in points) or "no points to compare"
-        rows.append({
-            "finding": finding.id, "claim": finding.claim, "paper": finding.source.quote,
-            "source": finding.source.cite(), "metric": metric,
-            "verdict": verdict(results, complete, close), "ours": ours,
-        })
-    return pd.DataFrame(rows, columns=["finding", "claim", "paper", "source", "metric", "verdict", "ours"])
+        combine = None
+        if fig == "3":
+            ends, inner = (xs[0], xs[-1]), xs[1:-1]
+            comps = [cell_compare(cells.get(k), cells.get(e), f"{k} vs {e} points") for k in inner for e in ends]
+            combine = partial(stats.combine_inside_best, n_inner=len(inner))
+            rule = "some inner count beats both ends"
+        else:
+            comps = [cell_compare(cells.get(2), cells.get(o), f"spacing 2 vs {o}") for o in xs if o != 2]
+            rule = "all"
+        fam = stats.family(comps, combine=combine, rule=rule)
+        ours = ", ".join(f"{k}: {fmt(r['mean'])} (n={r['n']})" for k, r in sorted(cells.items()) if r["n"]) \
+            or "no points to compare"
+        rows.append(finding_row(finding, metric, fam, ours))
+    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
 # ---- drawing ----------------------------------------------------------------------------------
@@ -320,7 +331,7 @@ def render(fd: FigureData, fmt: str) -> str:
                  "\\toprule", " & ".join(latex_escape(h) for h in header) + " \\\\", "\\midrule"]
         lines += [" & ".join(latex_escape(c) for c in row) + " \\\\" for row in rows]
         lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
-        lines += [f"% {r.finding} ({r.metric}): {r.verdict}; {r.ours}" for r in fd.findings.itertuples()]
+        lines += [f"% {r.finding} ({r.metric}): {r.verdict}; {r.ours}; {r.statistics}" for r in fd.findings.itertuples()]
         lines += [f"% {n}" for n in fd.notes]
         return "\n".join(lines) + "\n"
     from imacsr_cli.errors import ImacsrError
@@ -343,7 +354,8 @@ def rich_figure(fd: FigureData) -> Any:
     for row in rows:
         t.add_row(*row)
     parts: list[Any] = [Text(fd.caption, style="dim"), t]
-    parts += [Text(f"{r.finding}: \u201c{r.paper}\u201d \u2014 ours: {r.verdict}; {r.ours}")
-              for r in fd.findings.itertuples()]
+    for r in fd.findings.itertuples():
+        parts += [Text(f"{r.finding}: \u201c{r.paper}\u201d \u2014 ours: {r.verdict}; {r.ours}"),
+                  Text(f"  {r.statistics}", style="dim")]
     parts += [Text(f"\u2022 {n}", style="dim") for n in fd.notes]
     return Group(*parts)

@@ -253,15 +253,15 @@ UNIT_KEYS = {"mean": "mean_pct", "std": "std_pct", "values": "values_pct", "pape
 
 
 def csv_columns(f: pd.DataFrame, kind: str, id_: str, convention: str) -> pd.DataFrame:
-    """``f`` as the CSV files of tables and figures have it (changed in place and returned): run ids and
-    seeds as space-separated text, and first a ``kind`` ("table" | "figure") column and ``convention``."""
+    """``f`` as the CSV files of tables and figures have it: run ids, seeds and values as space-separated
+    text, first a ``kind`` ("table" | "figure") column and ``convention``, columns named with their
+    unit (UNIT_KEYS). Changes ``f``; returns the renamed frame."""
     for col in ("run_ids", "seeds", "values"):
         if col in f.columns:
             f[col] = f[col].map(lambda s: " ".join(x if isinstance(x, str) else f"{x:g}" for x in s))
-    f.rename(columns=UNIT_KEYS, inplace=True)
     f.insert(0, "convention", convention)
     f.insert(0, kind, id_)
-    return f
+    return f.rename(columns=UNIT_KEYS)
 
 
 def tidy(table: Table) -> pd.DataFrame:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from imacsr_cli.units import fmt_metric, header, metric_text
+
 if TYPE_CHECKING:  # pragma: no cover
     from imacsr_cli.launch import ActiveRun, Outcome, Slot
 
@@ -158,7 +160,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _pct(value: Any) -> str:
-    return "-" if value is None else f"{100 * float(value):.1f}"
+    return fmt_metric(value)  # the one format of a metric (imacsr_cli/units.py)
 
 
 class _Plain:
@@ -196,13 +198,13 @@ class _Plain:
     def epoch(self, a: ActiveRun) -> None:
         self.miou[a.run_id] = a.miou
         loss = "-" if a.loss is None else f"{a.loss:.4f}"
-        self._echo(f"{a.run_id} epoch {a.epoch}/{a.epochs} loss {loss} mIoU {_pct(a.miou)}")
+        self._echo(f"{a.run_id} epoch {a.epoch}/{a.epochs} loss {loss} {metric_text('mIoU', a.miou)}")
 
     def finished(self, run_id: str, outcome: Outcome, note: str = "") -> None:
         if outcome.verdict == "succeeded":
             extra = f" ({outcome.message})" if outcome.message else ""
             miou = self.miou.get(run_id)
-            self._echo(f"{self._done()} {run_id} succeeded" + (f": mIoU {_pct(miou)}" if miou is not None else "")
+            self._echo(f"{self._done()} {run_id} succeeded" + (f": {metric_text('mIoU', miou)}" if miou is not None else "")
                        + extra)
         elif outcome.verdict == "requeue":
             then = note or "back to the queue"
@@ -266,8 +268,8 @@ class _Live(_Plain):
                      Text(f"{done}/{total} done · {c.get('succeeded', 0)} ok · {c.get('failed', 0)} failed · "
                           f"{len(self.active)} running here · {c.get('queued', 0)} queued"))
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("run", "slot", "spec", "epoch", "step", "loss", "mIoU", "ETA"):
-            table.add_column(col, no_wrap=True, justify="right" if col in ("epoch", "step", "loss", "mIoU", "ETA")
+        for col in ("run", "slot", "spec", "epoch", "step", "loss", header("mIoU"), "ETA"):
+            table.add_column(col, no_wrap=True, justify="right" if col in ("epoch", "step", "loss", header("mIoU"), "ETA")
                              else "left")
         now = time.time()
         for a in sorted(self.active, key=lambda x: x.slot.index):

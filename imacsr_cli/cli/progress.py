@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from imacsr_cli.units import metric_text
+
 
 class TrainProgress:
     def __init__(self) -> None:
@@ -40,6 +42,6 @@ class TrainProgress:
             desc = f"epoch {ev['epoch']} loss {ev['loss']:.3f}{self.val}"
             self.progress.update(self.task, completed=done, description=desc)
         elif kind == "epoch" and ev.get("val"):
-            self.val = f" mIoU {100 * ev['val']['mIoU']:.1f}"
+            self.val = " " + metric_text("mIoU", ev["val"]["mIoU"])
         elif kind == "end":
             self.end_message = ev.get("message") or ""

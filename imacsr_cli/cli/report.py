@@ -131,7 +131,10 @@ def _print_report(result: Any, fmt: str, skipped: list[str]) -> None:
 def _print_explanation(ex: Any, fmt: str) -> None:
     import math
 
-    frame = ex.runs
+    from imacsr_cli import units
+
+    metric_cols = [c for c in ex.runs.columns if units.is_metric_key(str(c))]  # in percent (tables.explain)
+    frame = ex.runs.rename(columns={c: units.pct_key(c) for c in metric_cols})
     if fmt == "json":
         rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                 for r in frame.to_dict("records")]
@@ -144,7 +147,7 @@ def _print_explanation(ex: Any, fmt: str) -> None:
         return
     from imacsr_cli.report.tables import fmt as fmt_number
 
-    text = frame.copy()
+    text = ex.runs.rename(columns={c: units.header(c) for c in metric_cols})
     for col in text.columns:  # metric values in percent, 2 decimals as in the tables
         if text[col].dtype.kind == "f":
             text[col] = text[col].map(fmt_number)

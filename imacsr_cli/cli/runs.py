@@ -15,6 +15,7 @@ import typer
 
 from imacsr_cli.cli.grid import DB_HELP
 from imacsr_cli.cli.status import age, cells_text, table
+from imacsr_cli.units import METRIC_NAMES, metric_text
 
 runs_app = typer.Typer(help="Show, follow, retry or cancel single runs.", no_args_is_help=True)
 
@@ -69,15 +70,15 @@ def show(
         out += ["", "message:"] + [f"  {line}" for line in str(r["message"]).splitlines()]
     out += ["", "spec:"] + [f"  {line}" for line in _spec_lines(r["spec"])]
     if r["final"]:
-        main = [k for k in ("mIoU", "mF1", "mPrecision", "mRecall") if k in r["final"]]
-        out += ["", "final metrics (dataset level, %):",
-                "  " + "  ".join(f"{k} {100 * r['final'][k]:.2f}" for k in main)]
+        main = [k for k in METRIC_NAMES if k in r["final"]]
+        out += ["", "final metrics (dataset level):",
+                "  " + "  ".join(metric_text(k, r["final"][k]) for k in main)]
         paper = [k for k in r["final"] if k.startswith("paper/")]
         if paper:
-            out.append("  eq. (13) per image: " + "  ".join(f"{k[6:]} {100 * r['final'][k]:.2f}" for k in paper))
+            out.append("  eq. (13) per image: " + "  ".join(metric_text(k[6:], r["final"][k]) for k in paper))
     elif r["last_val"]:
-        out += ["", "last evaluation (%): " + "  ".join(f"{k} {100 * v:.2f}" for k, v in r["last_val"].items()
-                                                       if v is not None)]
+        out += ["", "last evaluation: " + "  ".join(metric_text(k, v) for k, v in r["last_val"].items()
+                                                   if v is not None)]
     if not metrics.empty:
         out += ["", "train loss by epoch: " + "  ".join(f"{int(e)}: {v:.4f}" for e, v in
                                                         zip(metrics["epoch"], metrics["value"]))]

@@ -16,6 +16,7 @@ from typing import Any
 import typer
 
 from imacsr_cli.cli.grid import DB_HELP
+from imacsr_cli.units import fmt_metric, header, percent_keys
 
 _now = time.time  # the clock of AGE columns (tests pin it)
 
@@ -78,14 +79,14 @@ def _runs_table(store: Any, grid: str | None) -> str:
         rows.append([r["run_id"], spec_text(r), r["state"], f"{r['epoch']}/{r['epochs']}", _miou(r),
                      age(_age_seconds(r, now)), r["reason"] if _present(r["reason"]) else "-",
                      cells_text(r["cells"]) if grid is not None else (r["grids"] or "-")])
-    return table(["RUN", "SPEC", "STATE", "EPOCH", "mIoU", "AGE", "REASON", "CELL" if grid is not None else "GRIDS"],
+    return table(["RUN", "SPEC", "STATE", "EPOCH", header("mIoU"), "AGE", "REASON", "CELL" if grid is not None else "GRIDS"],
                  rows, right=(3, 4, 5))
 
 
 def _json(store: Any, grid: str | None, runs: bool) -> Any:
     out: dict[str, Any] = {"grids": [_clean(r) for r in _summary(store, grid)]}
     if runs:
-        out["runs"] = [_clean(r) for r in store.runs_frame(grid, records=True)]
+        out["runs"] = [percent_keys(_clean(r)) for r in store.runs_frame(grid, records=True)]  # metrics in %
     return out
 
 
@@ -159,11 +160,11 @@ def cells_text(cells: Any) -> str:
 
 
 def _miou(r: dict[str, Any]) -> str:
-    """Final mIoU when the run finished, else the last evaluation's (in %)."""
+    """Final mIoU when the run finished, else the last evaluation's (in %, units.fmt_metric)."""
     for key in ("final/mIoU", "val/mIoU"):
         v = _num(r.get(key))
         if v is not None:
-            return f"{100 * v:.1f}"
+            return fmt_metric(v)
     return "-"
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from imacsr_cli.errors import RunFailed, SpecError
+from imacsr_cli.units import METRIC_NAMES, metric_text
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
@@ -54,10 +55,8 @@ def train(
         raise RunFailed(f"run {spec.run_id} failed (exit {code}): {progress.end_message or 'see ' + str(run_dir / 'train.log')}")
     result = json.loads((run_dir / "result.json").read_text())
     m = result["metrics"]["dataset"]
-    typer.echo(
-        f"succeeded: mIoU {100 * m['mIoU']:.2f}  mF1 {100 * m['mF1']:.2f}  mPrecision {100 * m['mPrecision']:.2f}"
-        f"  mRecall {100 * m['mRecall']:.2f}  (dataset-level, %)  →  {run_dir / 'result.json'}"
-    )
+    shown = "  ".join(metric_text(k, m[k]) for k in METRIC_NAMES)
+    typer.echo(f"succeeded: {shown}  (dataset-level)  →  {run_dir / 'result.json'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from imacsr_cli.errors import ImacsrError, NotFound
+from imacsr_cli.units import fmt_pct
 from imacsr_cli.report import paper, stats
 from imacsr_cli.report.frames import (
     METRICS,
@@ -71,7 +72,8 @@ def scope_note(scope: str) -> str:
 
 
 def fmt(x: float) -> str:
-    return DASH if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+    """A value in percent as every display shows it (imacsr_cli/units.py), an en dash when missing."""
+    return fmt_pct(x, DASH)
 
 
 def fmt_signed(x: float, suffix: str = "") -> str:

@@ -27,6 +27,7 @@ from imacsr_cli.errors import NotFound, StoreError
 from imacsr_cli.store.engine import chunks
 from imacsr_cli.store.models import REASONS, Event, Run
 from imacsr_cli.store.queries import MAIN_METRICS, Queries, RunRecord
+from imacsr_cli.units import metric_text
 
 # The running runs and what the orphan predicate reads of them.
 _RUNNING = "SELECT run_id, owner, owner_pid, host, heartbeat_at FROM runs WHERE state = 'running'"
@@ -205,7 +206,7 @@ class Claims(Queries):
             if not seen:
                 detail = f"epoch {epoch}" + (f"/{epochs}" if epochs else "")
                 if val and val.get("mIoU") is not None:
-                    detail += f" val mIoU {float(val['mIoU']):.4f}"
+                    detail += " val " + metric_text("mIoU", val["mIoU"])
                 self._event(conn, run_id, "epoch", detail, owner=owner, now=now)
 
     @staticmethod

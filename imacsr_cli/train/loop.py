@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from imacsr_cli import errors
+from imacsr_cli.units import metric_text
 from imacsr_cli.data import registry as data_registry
 from imacsr_cli.models import registry as model_registry
 from imacsr_cli.spec import RunPaths, RunSpec, resolve
@@ -177,7 +178,7 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
             lr=optimizer.param_groups[0]["lr"], seconds=seconds, images_per_s=images_per_s,
         )
         log.info("epoch %d/%d loss %.4f%s (%.1fs)", epoch, spec.train.epochs, losses["loss"],
-                 f" mIoU {val['mIoU']:.4f}" if evaluated else "", seconds)
+                 " " + metric_text("mIoU", val["mIoU"]) if evaluated else "", seconds)
 
     if cm is None:  # resumed after the last epoch's checkpoint but before result.json: evaluate again
         cm = evaluate(trainee, val_set, spec, info.num_classes, info.ignore_index, device, amp_dtype, events,

@@ -95,11 +95,11 @@ def test_status_runs_of_a_grid(db):
         "GRID  RUNS  QUEUED  RUNNING  SUCCEEDED  FAILED  CANCELLED  EPOCHS  PROGRESS\n"
         "g1       4       1        1          1       1          0     4/8       50%\n"
         "\n"
-        "RUN           SPEC                                             STATE      EPOCH  mIoU  AGE  REASON   CELL\n"
-        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2  43.2  15s  -        table=iv\n"
-        "b0000000000b  deeplabv3plus/smp imacsr M=2 input s=1 seed=0    running      1/2  25.0  12s  -        figure=3; series=II,table=vi\n"
-        "c0000000000c  deeplabv3plus/smp imacsr M=3 input s=2 seed=0    failed       1/2  25.0  14s  crashed  figure=3\n"
-        "d0000000000d  deeplabv3plus/smp imacsr M=2 central s=1 seed=1  queued       0/2     -  28s  -        table=vi\n"
+        "RUN           SPEC                                             STATE      EPOCH  mIoU (%)  AGE  REASON   CELL\n"
+        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2     43.21  15s  -        table=iv\n"
+        "b0000000000b  deeplabv3plus/smp imacsr M=2 input s=1 seed=0    running      1/2     25.00  12s  -        figure=3; series=II,table=vi\n"
+        "c0000000000c  deeplabv3plus/smp imacsr M=3 input s=2 seed=0    failed       1/2     25.00  14s  crashed  figure=3\n"
+        "d0000000000d  deeplabv3plus/smp imacsr M=2 central s=1 seed=1  queued       0/2         -  28s  -        table=vi\n"
     )
 
 
@@ -111,12 +111,12 @@ def test_status_runs_of_every_grid(db):
         "g1       4       1        1          1       1          0     4/8       50%\n"
         "g2       2       0        0          1       0          1     2/4       50%\n"
         "\n"
-        "RUN           SPEC                                             STATE      EPOCH  mIoU  AGE  REASON     GRIDS\n"
-        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2  43.2  15s  -          g1,g2\n"
-        "b0000000000b  deeplabv3plus/smp imacsr M=2 input s=1 seed=0    running      1/2  25.0  12s  -          g1\n"
-        "c0000000000c  deeplabv3plus/smp imacsr M=3 input s=2 seed=0    failed       1/2  25.0  14s  crashed    g1\n"
-        "d0000000000d  deeplabv3plus/smp imacsr M=2 central s=1 seed=1  queued       0/2     -  28s  -          g1\n"
-        "e0000000000e  deeplabv3plus/smp imacsr M=2 input s=1 seed=5    cancelled    0/2     -  13s  cancelled  g2\n"
+        "RUN           SPEC                                             STATE      EPOCH  mIoU (%)  AGE  REASON     GRIDS\n"
+        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2     43.21  15s  -          g1,g2\n"
+        "b0000000000b  deeplabv3plus/smp imacsr M=2 input s=1 seed=0    running      1/2     25.00  12s  -          g1\n"
+        "c0000000000c  deeplabv3plus/smp imacsr M=3 input s=2 seed=0    failed       1/2     25.00  14s  crashed    g1\n"
+        "d0000000000d  deeplabv3plus/smp imacsr M=2 central s=1 seed=1  queued       0/2         -  28s  -          g1\n"
+        "e0000000000e  deeplabv3plus/smp imacsr M=2 input s=1 seed=5    cancelled    0/2         -  13s  cancelled  g2\n"
     )
 
 
@@ -127,9 +127,9 @@ def test_status_runs_of_a_grid_with_a_cancelled_run(db):
         "GRID  RUNS  QUEUED  RUNNING  SUCCEEDED  FAILED  CANCELLED  EPOCHS  PROGRESS\n"
         "g2       2       0        0          1       0          1     2/4       50%\n"
         "\n"
-        "RUN           SPEC                                           STATE      EPOCH  mIoU  AGE  REASON     CELL\n"
-        "a0000000000a  deeplabv3plus/smp conventional seed=0          succeeded    2/2  43.2  15s  -          -\n"
-        "e0000000000e  deeplabv3plus/smp imacsr M=2 input s=1 seed=5  cancelled    0/2     -  13s  cancelled  -\n"
+        "RUN           SPEC                                           STATE      EPOCH  mIoU (%)  AGE  REASON     CELL\n"
+        "a0000000000a  deeplabv3plus/smp conventional seed=0          succeeded    2/2     43.21  15s  -          -\n"
+        "e0000000000e  deeplabv3plus/smp imacsr M=2 input s=1 seed=5  cancelled    0/2         -  13s  cancelled  -\n"
     )
 
 
@@ -141,8 +141,9 @@ def test_status_json(db):
     assert data["grids"][0]["succeeded"] == 1 and data["grids"][0]["total"] == 4
     runs = {r["run_id"]: r for r in data["runs"]}
     assert list(runs) == ["a0000000000a", "b0000000000b", "c0000000000c", "d0000000000d"]
-    assert runs["a0000000000a"]["state"] == "succeeded" and runs["a0000000000a"]["final/mIoU"] == 0.4321
-    assert runs["b0000000000b"]["val/mIoU"] == 0.25 and runs["b0000000000b"]["final/mIoU"] is None
+    assert runs["a0000000000a"]["state"] == "succeeded" and runs["a0000000000a"]["final/mIoU_pct"] == 43.21
+    assert runs["b0000000000b"]["val/mIoU_pct"] == 25.0 and runs["b0000000000b"]["final/mIoU_pct"] is None
+    assert "final/mIoU" not in runs["a0000000000a"]  # one unit: percent, labelled in the key
     assert runs["c0000000000c"]["reason"] == "crashed" and runs["c0000000000c"]["exit_code"] == 1
     assert runs["b0000000000b"]["cells"] == [{"figure": "3"}, {"series": "II", "table": "vi"}]
 

@@ -198,22 +198,32 @@ def check_figure(fig: str, data: pd.DataFrame, metric: str) -> pd.DataFrame:
     bases is best"): spacing 2 against each other spacing; supported when it beats all of them,
     contradicted when any beats it.
     """
-    x = SPECS[fig][0]
+    x, _, shown, _, name = SPECS[fig]
     f = data[data["metric"] == metric]
     cells = {int(r[x]): r for _, r in f.iterrows()}
-    xs = sorted(set(SPECS[fig][2]) | set(cells))
+    xs = sorted(k for k, r in cells.items() if r["n"] > 0)  # the values measured (a run finished)
+    absent = [k for k in sorted(set(shown) | set(cells)) if k not in xs]
+    notes = [f"checked on the {name} measured ({', '.join(map(str, xs))}); not measured: "
+             f"{', '.join(map(str, absent))}"] if absent and xs else []
     rows = []
     for finding in paper.findings(f"fig{fig}"):
         combine = None
+        comps: list[stats.Comparison] = []
         if fig == "3":
-            ends, inner = (xs[0], xs[-1]), xs[1:-1]
+            ends, inner = (xs[0], xs[-1]) if xs else (), xs[1:-1]
             comps = [cell_compare(cells.get(k), cells.get(e), f"{k} vs {e} points") for k in inner for e in ends]
             combine = partial(stats.combine_inside_best, n_inner=len(inner))
             rule = "some inner count beats both ends"
+            if not inner:
+                notes.append("needs at least three measured counts")
         else:
-            comps = [cell_compare(cells.get(2), cells.get(o), f"spacing 2 vs {o}") for o in xs if o != 2]
+            if 2 in xs:
+                comps = [cell_compare(cells.get(2), cells.get(o), f"spacing 2 vs {o}") for o in xs if o != 2]
             rule = "all"
-        fam = stats.family(comps, combine=combine, rule=rule)
+            if not comps:
+                notes.append("needs spacing 2 and another spacing measured")
+        fam = stats.family(comps, combine=combine, rule=rule, notes=notes,
+                           empty=stats.INCONCLUSIVE if xs else stats.NO_SPREAD)
         ours = ", ".join(f"{k}: {fmt(r['mean'])} (n={r['n']})" for k, r in sorted(cells.items()) if r["n"]) \
             or "no points to compare"
         rows.append(finding_row(finding, metric, fam, ours))

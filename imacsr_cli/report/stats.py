@@ -317,9 +317,10 @@ class Family:
 
 
 def family(comparisons: Sequence[Comparison], combine: Callable[[np.ndarray], int] | None = None,
-           rule: str = "all", alpha: float = ALPHA, notes: Sequence[str] = ()) -> Family:
+           rule: str = "all", alpha: float = ALPHA, notes: Sequence[str] = (), empty: str = NO_SPREAD) -> Family:
     """Holm-adjust the comparisons that have a spread (m = their number), re-decide each at the
-    adjusted p, and combine the codes (default ``combine_all``). No comparison: no spread yet."""
+    adjusted p, and combine the codes (default ``combine_all``). No comparison at all: ``empty``
+    (no spread yet when nothing ran; the caller says inconclusive when what ran cannot test it)."""
     comps = list(comparisons)
     tested = [i for i, c in enumerate(comps) if c.test]
     if tested:
@@ -330,7 +331,7 @@ def family(comparisons: Sequence[Comparison], combine: Callable[[np.ndarray], in
                                verdict=_WORDS[int(decide(c.diff, adj[k], c.claim, alpha))])
     codes = np.array([_code(c.verdict) for c in comps], dtype=int)
     if not len(codes):
-        verdict = NO_SPREAD
+        verdict = empty
     else:
         verdict = _WORDS[int(combine(codes) if combine else combine_all(codes))]
     return Family(tuple(comps), verdict, rule, alpha, tuple(notes))

@@ -155,12 +155,15 @@ def test_figure_checks_on_hand_made_data():
     assert verdict("3", {1: 40, 2: 42, 3: 41, 4: 39.5, 5: 38}) == "supported"  # 2 and 3 beat 1 and 5
     assert verdict("3", {1: 40, 2: 41, 3: 42, 4: 43, 5: 44}) == "contradicted"  # 5 beats every inner count
     assert verdict("3", {1: 44, 2: 42, 3: 41, 4: 40, 5: 39}) == "contradicted"  # 1 beats every inner count
-    assert verdict("3", {1: 40, 2: 42, 3: 41}) == "no spread yet: run \u2265 2 seeds"  # 4 and 5 not run
+    assert verdict("3", {1: 40, 2: 42, 3: 41}) == "supported"  # on the counts measured: 2 beats 1 and 3
+    f = figures.check_figure("3", _fig_data("3", {1: 40, 2: 42, 3: 41}), "mIoU").iloc[0]
+    assert f["statistics"].endswith("; checked on the points measured (1, 2, 3); not measured: 4, 5")
+    assert verdict("3", {1: 44, 2: 43}) == "inconclusive"  # two counts cannot have a moderate one
     assert verdict("3", {1: 40, 2: 42, 3: 41, 4: 39, 5: 38}, spread=3.0) == "inconclusive"
     assert verdict("4", {1: 40, 2: 42, 3: 41}) == "supported"
     assert verdict("4", {1: 40, 2: 40.05, 3: 39}) == "inconclusive"  # 0.05 points at a spread of 0.1
     assert verdict("4", {1: 43, 2: 42, 3: 41}) == "contradicted"
-    assert verdict("4", {1: 43, 3: 41}) == "no spread yet: run \u2265 2 seeds"
+    assert verdict("4", {1: 43, 3: 41}) == "inconclusive"  # spacing 2 not measured
     assert verdict("4", {1: 43, 2: 42}) == "contradicted"  # 1 beats 2, whatever 3 does
     assert verdict("4", {1: 40, 2: 42, 3: 41}, seeds=1) == "no spread yet: run \u2265 2 seeds"
     f = figures.check_figure("4", _fig_data("4", {1: 40, 2: 40.05, 3: 39}), "mIoU").iloc[0]

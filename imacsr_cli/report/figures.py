@@ -265,7 +265,7 @@ def verdict_lines(fd: FigureData, width: int = 84) -> list[str]:
     out = []
     for r in fd.findings.itertuples():
         text = (f"Paper (Section IV-C): {r.claim}. Ours ({r.metric}): {r.verdict}"
-                f"{_verdict_tail(r.statistics)}.")
+                f"{_verdict_tail(r.statistics)}" + "".join(f"; {n}" for n in r.notes) + ".")
         out += textwrap.wrap(text, width)
     return out
 
@@ -433,7 +433,7 @@ def rich_figure(fd: FigureData) -> Any:
         t.add_row(*row)
     parts: list[Any] = [Text(fd.caption, style="dim"), t]
     for r in fd.findings.itertuples():
-        parts += [Text(f"{r.finding}: \u201c{r.paper}\u201d \u2014 ours: {r.verdict}; {r.ours}"),
-                  Text(f"  {r.statistics}", style="dim")]
+        parts += [Text(f"{r.finding}: \u201c{r.paper}\u201d \u2014 ours: {r.statistics.split('; ')[0]}; {r.ours}")]
+        parts += [Text(f"  \u2022 {t}", style="dim") for t in r.tests]
     parts += [Text(f"\u2022 {n}", style="dim") for n in fd.notes]
     return Group(*parts)

@@ -182,11 +182,12 @@ def to_markdown(table: Table) -> str:
 
 
 def md_findings(findings: pd.DataFrame) -> list[str]:
-    return [
-        f"- {r.finding}: \u201c{r.paper}\u201d \u2014 ours ({r.metric}): **{r.verdict}**; {r.ours}. "
-        f"Statistics: {r.statistics}."
-        for r in findings.itertuples()
-    ]
+    out = []
+    for r in findings.itertuples():
+        head = r.statistics.split("; ")[0]
+        out.append(f"- {r.finding}: \u201c{r.paper}\u201d \u2014 ours ({r.metric}): **{head}**; {r.ours}.")
+        out += [f"  - {t}" for t in r.tests]
+    return out
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -346,7 +347,8 @@ def rich_table(table: Table) -> Any:
             parts.append(t)
         if table.findings is not None:
             for r in table.findings.itertuples():
-                parts.append(Text(f"{r.finding}: \u201c{r.paper}\u201d \u2014 ours: {r.verdict}; {r.ours}"))
-                parts.append(Text(f"  {r.statistics}", style="dim"))
+                parts.append(Text(f"{r.finding}: \u201c{r.paper}\u201d \u2014 ours: {r.statistics.split('; ')[0]}; "
+                                  f"{r.ours}"))
+                parts += [Text(f"  \u2022 {t}", style="dim") for t in r.tests]
     parts += [Text(f"\u2022 {n}", style="dim") for n in table.notes]
     return Group(*parts)

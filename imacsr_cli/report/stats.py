@@ -306,14 +306,18 @@ class Family:
     alpha: float = ALPHA
     notes: tuple[str, ...] = field(default=())
 
-    def describe(self) -> str:
+    def lines(self) -> list[str]:
+        """The verdict with how it was reached, then one line per comparison, then the notes."""
         tested = [c for c in self.comparisons if c.test]
         head = self.verdict
         if len(tested) > 1:
             head += f" (Holm-corrected over {len(tested)} comparisons, \u03b1 = {self.alpha:g})"
         elif tested:
             head += f" (\u03b1 = {self.alpha:g})"
-        return "; ".join([head, *(c.describe() for c in self.comparisons), *self.notes])
+        return [head, *(c.describe() for c in self.comparisons), *self.notes]
+
+    def describe(self) -> str:
+        return "; ".join(self.lines())
 
 
 def family(comparisons: Sequence[Comparison], combine: Callable[[np.ndarray], int] | None = None,

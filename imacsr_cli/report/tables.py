@@ -199,7 +199,7 @@ def _iv_comparisons(frame: pd.DataFrame) -> pd.DataFrame:
             "paper": (f"{stats.signed(target)} points" if target is not None else "no published value"),
             "source": paper.TABLE_IV_SOURCE.cite(), "metric": r["metric"], "verdict": c.verdict,
             "ours": f"{fmt(r['mean'])} (n={r['n']}) vs {fmt(base['mean'])} (n={base['n']})" if base is not None else DASH,
-            "statistics": c.describe(),
+            "statistics": c.describe(), "tests": [c.describe()], "notes": [],
         })
     for col, values in stat.items():
         frame[col] = values
@@ -254,6 +254,9 @@ def _iv_notes(frame: pd.DataFrame, placement: Placement, by_label: bool, convent
                          | {paper.model_label(m) for m in frame["model"] if m not in paper.MODELS})
     if unpublished:
         notes.append(f"{', '.join(unpublished)}: not in the paper, so no published value ({DASH}).")
+    if frame["paper"].isna().all():
+        notes.append("None of these cells has a published counterpart: the paper's own Table IV is "
+                     "`imacsr report --paper` (written as table_iv_paper.* by `imacsr report --all --out DIR`).")
     if (frame["n"] == 1).any():
         notes.append(f"std {DASH}: a single seed gives no spread, so its comparisons say "
                      f"\u201c{stats.NO_SPREAD}\u201d.")
@@ -361,13 +364,13 @@ def cell_compare(a: Any, b: Any, label: str, claim: int = 1, target: float | Non
     return stats.compare(va, vb, sa, sb, claim=claim, label=label, target=target)
 
 
-FINDING_COLUMNS = ["finding", "claim", "paper", "source", "metric", "verdict", "ours", "statistics"]
+FINDING_COLUMNS = ["finding", "claim", "paper", "source", "metric", "verdict", "ours", "statistics", "tests", "notes"]
 
 
 def finding_row(finding: paper.Finding, metric: str, fam: stats.Family, ours: str) -> dict[str, Any]:
     return {"finding": finding.id, "claim": finding.claim, "paper": finding.source.quote,
             "source": finding.source.cite(), "metric": metric, "verdict": fam.verdict, "ours": ours,
-            "statistics": fam.describe()}
+            "statistics": fam.describe(), "tests": fam.lines()[1:], "notes": list(fam.notes)}
 
 
 def check_table_vi(frame: pd.DataFrame, metric: str) -> pd.DataFrame:

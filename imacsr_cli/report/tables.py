@@ -165,6 +165,7 @@ def table_iv(runs: pd.DataFrame, convention: str = "dataset", scope: str = "any 
                  scope, notes, findings=findings, placement=placement)
 
 
+_COUNTS = ("n_conventional", "seeds_needed")
 IV_STAT_COLUMNS = ("gain_pts", "gain_low", "gain_high", "p", "test", "n_conventional", "paper_gain_pts",
                    "verdict", "detectable", "seeds_needed", "statistics")
 
@@ -179,7 +180,7 @@ def _iv_comparisons(frame: pd.DataFrame) -> pd.DataFrame:
     for _, r in frame.iterrows():
         if r["method"] != "imacsr":
             for c in IV_STAT_COLUMNS:
-                stat[c].append(math.nan if c not in ("test", "verdict", "statistics") else "")
+                stat[c].append("" if c in ("test", "verdict", "statistics") else None if c in _COUNTS else math.nan)
             continue
         base = conv.get((r["model"], r["dataset"], r["metric"]))
         paper_diff = r["paper"] - base["paper"] if base is not None else math.nan
@@ -190,7 +191,7 @@ def _iv_comparisons(frame: pd.DataFrame) -> pd.DataFrame:
         need = c.seeds_needed() if c.test else None
         for col, value in zip(IV_STAT_COLUMNS, (
                 c.diff, c.low, c.high, c.p, c.test, c.n_b, paper_diff, c.verdict,
-                c.detectable(), need if need is not None else math.nan, c.describe())):
+                c.detectable(), need, c.describe())):
             stat[col].append(value)
         says = ("iMacSR beats conventional training" if claim > 0
                 else "conventional training beats iMacSR (the paper's own numbers)")
@@ -201,8 +202,8 @@ def _iv_comparisons(frame: pd.DataFrame) -> pd.DataFrame:
             "ours": f"{fmt(r['mean'])} (n={r['n']}) vs {fmt(base['mean'])} (n={base['n']})" if base is not None else DASH,
             "statistics": c.describe(), "tests": [c.describe()], "notes": [],
         })
-    for col, values in stat.items():
-        frame[col] = values
+    for col, values in stat.items():  # counts stay integers (None where there is none), not floats
+        frame[col] = pd.Series(values, index=frame.index, dtype=object if col in _COUNTS else None)
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 

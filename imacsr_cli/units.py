@@ -7,7 +7,7 @@ CSV and JSON) shows percent, as the paper prints it, through the functions here,
 run's mIoU is the same number everywhere: 0.47781 is "47.78" in a table under "mIoU (%)", "mIoU
 47.78%" in a line of text, and 47.781 under the key ``mIoU_pct`` in JSON.
 
-Imports nothing of the package: the trainer, the store and the CLI all use it.
+Imports only metric_names: the trainer, the store and the CLI all use it.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from imacsr_cli import metric_names as mn
+
 UNIT = "%"
 DECIMALS = 2
 PCT_SUFFIX = "_pct"
-METRIC_NAMES = ("mIoU", "mF1", "mPrecision", "mRecall")  # the metrics shown in percent (and paper/<same>)
+METRIC_NAMES = mn.MAIN  # the metrics shown in percent (and paper/<same>)
 
 
 def percent(fraction: float) -> float:

@@ -23,6 +23,7 @@ from imacsr_cli.report.frames import (
     METRICS,
     aggregate,
     SEED_KEY,
+    code_notes,
     convention_caption,
     describe_differences,
     flatten,
@@ -88,7 +89,8 @@ def fmt_cell(row: pd.Series | dict) -> str:
     """'47.78 ± 0.31 (n=3)'; one seed: '47.78 ± – (n=1)'; no run: '– (2 queued)'."""
     if not row["n"]:
         return f"{DASH} ({row['missing']})"
-    return f"{fmt(row['mean'])} \u00b1 {fmt(row['std'])} (n={row['n']})"
+    mixed = ", mixed code" if len(row.get("code_versions") or ()) > 1 else ""  # see the note
+    return f"{fmt(row['mean'])} \u00b1 {fmt(row['std'])} (n={row['n']}{mixed})"
 
 
 # ---- Table IV ---------------------------------------------------------------------------------
@@ -263,6 +265,7 @@ def _iv_notes(frame: pd.DataFrame, placement: Placement, by_label: bool, convent
                      f"\u201c{stats.NO_SPREAD}\u201d.")
     for r in frame[frame["pending"] != ""].drop_duplicates("cell").itertuples():
         notes.append(f"{r.cell}: also {r.pending} (not in the mean).")
+    notes += code_notes(frame)
     # A gain means something only if the two rows differ in the method alone.
     runs = placement.runs
     done = runs[runs["state"] == "succeeded"]
@@ -338,6 +341,7 @@ def table_vi(runs: pd.DataFrame, convention: str = "dataset", scope: str = "any 
     if (frame["n"] == 1).any():
         notes.append(f"std {DASH}: a single seed gives no spread, so its comparisons say "
                      f"\u201c{stats.NO_SPREAD}\u201d.")
+    notes += code_notes(frame)
     notes.append(
         "The paper's Table VI is an image whose numbers its text does not give: its findings "
         "(Section IV-C-2) are stated with our verdict on each."

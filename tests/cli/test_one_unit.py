@@ -65,9 +65,10 @@ def test_a_runs_miou_is_the_same_number_in_every_output(tmp_path):
 
     # `imacsr train`'s progress bar, fed this run's own events
     from imacsr_cli.cli.progress import TrainProgress
+    from imacsr_cli.rundir.events import read_events
 
     bar = TrainProgress()
-    for ev in events(run_dir):
+    for ev in read_events(run_dir / "events.jsonl")[0]:
         bar.on_event(ev)
     assert bar.val == f" {as_text}"
 

@@ -254,7 +254,7 @@ def test_csv_and_json_carry_run_ids(report_db):
     t = report.table_iv(db=url, grid="table_iv")
     csv = report.render(t, "csv").splitlines()
     assert csv[0].startswith("table,convention,model,method,dataset,cell,metric,mean_pct,std_pct,n,run_ids,seeds,"
-                             "values_pct,missing,pending,paper_pct,diff_pts,gain_rel_pct,paper_gain_rel_pct,gain_pts,"
+                             "values_pct,missing,pending,code_versions,paper_pct,diff_pts,gain_rel_pct,paper_gain_rel_pct,gain_pts,"
                              "gain_low_pts,gain_high_pts,p,test,n_conventional,paper_gain_pts,verdict")
     assert " ".join(ids[("city", "imacsr")]) in "\n".join(csv)
     doc = json.loads(report.render(t, "json"))

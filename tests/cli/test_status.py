@@ -209,6 +209,6 @@ def test_status_runs_fits_a_narrow_terminal(db):
     assert lines[3].split()[:2] == ["RUN", "SPEC"]
     # 80 columns leave 26 for SPEC and CELL together (mIoU (%) takes 4 more): the widest is shortened first.
     assert lines[4] == "b0000000000b  imacsr M=2…  running      1/2     25.00  12s  -        figure=3; …"
-    assert lines[-1].startswith("a0000000000a  conventional…  succeeded") and "deeplabv3plus" not in text
+    assert lines[-1].startswith("a0000000000a  convention…  succeeded") and "deeplabv3plus" not in text
     # Wide enough: the same table as in a pipe.
     assert wide == status_cli.render(store, "g1", True)

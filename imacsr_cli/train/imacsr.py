@@ -12,6 +12,8 @@
 
 Cross-entropies average over labelled pixels (nn.CrossEntropyLoss with ignore_index, Table III);
 NE averages over every position of z_m, which carries no labels. Both are in float32 under AMP.
+The terms themselves are in losses.py: they recompute their full-size intermediates in backward
+instead of keeping them, with the same values and gradients as the naive form.
 Adapters are trained with the model and dropped at evaluation: taps are off in eval mode.
 """
 
@@ -21,11 +23,11 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from imacsr_cli.models.registry import Point
 from imacsr_cli.spec.runspec import MethodSpec
+from imacsr_cli.train.losses import cross_entropy, negative_entropy
 
 
 def make_adapter(kind: str, channels: int, num_classes: int) -> nn.Module:
@@ -40,19 +42,6 @@ def make_adapter(kind: str, channels: int, num_classes: int) -> nn.Module:
             nn.Conv2d(256, num_classes, 1),
         )
     raise ValueError(f"unknown adapter {kind!r}")
-
-
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    """CE after upsampling the logits bilinearly to the label size (never downsampling labels)."""
-    if logits.shape[-2:] != target.shape[-2:]:
-        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-    return F.cross_entropy(logits.float(), target, ignore_index=ignore_index)
-
-
-def negative_entropy(z: torch.Tensor) -> torch.Tensor:
-    """Mean over positions of Σ_k p_k log p_k with p = softmax over dim 1 (channels). In [-log C, 0]."""
-    logp = F.log_softmax(z.float(), dim=1)
-    return (logp.exp() * logp).sum(dim=1).mean()
 
 
 def per_point(value: float | list[float], m: int) -> list[float]:

@@ -35,12 +35,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# (label, method, M, loss terms)
-CONFIGS = [("plain torch loop", "plain", 0, "fused"), ("conventional", "conventional", 0, "fused"),
-           ("iMacSR M=1", "imacsr", 1, "fused"), ("iMacSR M=3", "imacsr", 3, "fused"),
-           ("iMacSR M=5", "imacsr", 5, "fused")]
-NAIVE = [("conventional (naive loss)", "conventional", 0, "naive"), ("iMacSR M=3 (naive loss)", "imacsr", 3, "naive"),
-         ("iMacSR M=5 (naive loss)", "imacsr", 5, "naive")]
+# name: (label, method, M, loss terms)
+CONFIGS = {
+    "plain": ("plain torch loop", "plain", 0, "fused"),
+    "conventional": ("conventional", "conventional", 0, "fused"),
+    "m1": ("iMacSR M=1", "imacsr", 1, "fused"),
+    "m3": ("iMacSR M=3", "imacsr", 3, "fused"),
+    "m5": ("iMacSR M=5", "imacsr", 5, "fused"),
+    "naive-conventional": ("conventional (naive loss)", "conventional", 0, "naive"),
+    "naive-m3": ("iMacSR M=3 (naive loss)", "imacsr", 3, "naive"),
+    "naive-m5": ("iMacSR M=5 (naive loss)", "imacsr", 5, "naive"),
+}
+DEFAULT = ["plain", "conventional", "m1", "m3", "m5"]
+NAIVE = ["naive-conventional", "naive-m3", "naive-m5"]
 BASELINE = "conventional"
 
 
@@ -150,6 +157,8 @@ def main() -> None:
     parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--naive", action="store_true", help="also measure the loss terms before issue 13")
+    parser.add_argument("--configs", help=f"comma-separated subset of {', '.join(CONFIGS)} (conventional is "
+                                          "always measured: it is the baseline)")
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "M", "LOSS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # child process: one measurement, JSON on stdout
@@ -158,8 +167,15 @@ def main() -> None:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
 
+    names = args.configs.split(",") if args.configs else DEFAULT + (NAIVE if args.naive else [])
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        parser.error(f"--configs: unknown {', '.join(unknown)}; expected some of {', '.join(CONFIGS)}")
+    configs = [CONFIGS[n] for n in dict.fromkeys([BASELINE, *names])]
     argv = [a for a in sys.argv[1:] if a != "--naive"]
-    configs = CONFIGS + (NAIVE if args.naive else [])
+    if args.configs:
+        i = argv.index("--configs")
+        argv = argv[:i] + argv[i + 2:]
     print(f"{args.model} {args.variant or '(default)'} on {args.device}, {args.size[0]}×{args.size[1]}, "
           f"batch {args.batch}, amp {args.amp}; {args.rounds} rounds after 1 warm-up round, each measurement a "
           f"fresh process: {args.warmup} warm-up + {args.steps} timed steps", flush=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from imacsr_cli.data.files import Sample, Scan
-from imacsr_cli.data.labels import LabelCodec, read_rgb
+from imacsr_cli.data.labels import LabelCodec, decode_rgb, read_rgb
 from imacsr_cli.data.registry import DatasetEntry, DatasetInfo, register
 from imacsr_cli.data.splits import SplitLists
 from imacsr_cli.data.transforms import EvalTransform, TrainTransform, sample_rng
@@ -76,8 +77,20 @@ class PairedDataset(Dataset):
             )
         return image, label
 
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """What ``load`` reads, as arrays: uint8 (H, W, 3) pixels and uint8 (H, W) training ids."""
+        sample = self.samples[index]
+        image = decode_rgb(sample.image)
+        label = self.codec.decode(sample.label)
+        if label.shape != image.shape[:2]:
+            raise DataError(
+                f"label {sample.label} is {label.shape[1]}x{label.shape[0]} but its image {sample.image} "
+                f"is {image.shape[1]}x{image.shape[0]} (expected equal sizes)"
+            )
+        return image, label
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, label = self.load(index)
+        image, label = self.read(index)
         rng = sample_rng(self.seed, self.epoch, index) if isinstance(self.transform, TrainTransform) else None
         return self.transform(image, label, rng)  # type: ignore[arg-type]
 

@@ -11,6 +11,7 @@ Nothing here knows about the database; the scheduler owns that.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -88,7 +89,10 @@ def plan_slots(
         gpus = detect_gpus()
     if gpus:
         slots = [Slot(i, gpu=g) for i, g in enumerate(g for g in gpus for _ in range(per_gpu))]
-        return slots[:jobs] if jobs else slots
+        slots = slots[:jobs] if jobs else slots
+        # Each GPU run's data pipeline gets an equal share of the cores (data.workers = -1 reads it).
+        threads = max(1, (cpu_count or available_cores()) // len(slots))
+        return [dataclasses.replace(s, threads=threads) for s in slots]
     n = jobs or 1
     threads = max(1, (cpu_count or available_cores()) // n)
     return [Slot(i, threads=threads) for i in range(n)]

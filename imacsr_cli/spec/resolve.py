@@ -86,8 +86,8 @@ def _resolve_data(data: DataSpec, entry: Any) -> DataSpec:
         raise SpecError(f"key 'data.scale_range': expected [low, high] with 0 < low <= high, got [{lo}, {hi}]")
     if data.num_train < 0 or data.num_val < 0:
         raise SpecError("key 'data.num_train': expected a count >= 0 (0 = all)")
-    if data.workers < 0:
-        raise SpecError(f"key 'data.workers': expected a count >= 0, got {data.workers}")
+    if data.workers < -1:
+        raise SpecError(f"key 'data.workers': expected a count >= 0, or -1 for the slot's share, got {data.workers}")
     return data
 
 

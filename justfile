@@ -24,9 +24,11 @@ demo: setup
 test *ARGS: setup
     {{python}} -m pytest {{ARGS}}
 
-# Benchmarks (figures and ratios; see BENCHMARKS.md): training step, models, orchestration, status at 100k runs.
+# Benchmarks (figures and ratios; see BENCHMARKS.md): training step and data pipeline (interleaved
+# rounds), models, orchestration, status at 100k runs.
 bench: setup
-    {{python}} benchmarks/train_step.py
+    {{python}} benchmarks/train_step.py --naive
+    {{python}} benchmarks/data_pipeline.py
     {{python}} benchmarks/models_bench.py --size 128 256 --batch 2
     {{python}} benchmarks/orchestration.py
     {{python}} benchmarks/status_db.py

@@ -187,8 +187,10 @@ def main() -> None:
             continue  # warm-up round: page cache, CPU frequency, the allocator's first mappings
         rounds.append(got)
         base = got[BASELINE]
-        print(f"round {r}: " + ", ".join(f"{label} {got[label]['step_s']:.3f} s" for label, *_ in configs)
-              + f" (conventional {base['peak_mb']:.0f} MB)", flush=True)
+        print(f"round {r}: " + ", ".join(f"{label} {got[label]['step_s']:.3f} s {got[label]['peak_mb']:.0f} MB "
+                                         f"(×{got[label]['step_s'] / base['step_s']:.3f}, "
+                                         f"×{got[label]['peak_mb'] / max(base['peak_mb'], 1e-9):.3f})"
+                                         for label, *_ in configs), flush=True)
     first = rounds[0][BASELINE]
     print(f"device: {first['device']}, torch {first['torch']}")
     print(f"{'configuration':<26} {'step s':>7} {'images/s':>9}  {'step time × conv (min–max)':>27}  "

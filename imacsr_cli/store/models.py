@@ -18,14 +18,15 @@ from __future__ import annotations
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from imacsr_cli.rundir.codes import REASONS  # noqa: F401  (the reasons column's vocabulary)
+
 #: The schema version this code writes. Bump it and add a migration in migrations.py together.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Lifecycle states of a run.
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
-#: Reasons: why a run failed, or why it went back to the queue.
-REASONS = ("crashed", "oom", "nonfinite", "timeout", "interrupted", "orphaned", "bad_spec", "locked", "cancelled")
+#: Reasons (why a run failed, or why it went back to the queue): imacsr_cli.rundir.codes.REASONS.
 
 
 class Base(DeclarativeBase):
@@ -86,6 +87,10 @@ class Run(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     run_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_val: Mapped[str | None] = mapped_column(Text, nullable=True)  # v2: JSON of the last val metrics
+    # v3: retries spent since enqueue or the last `runs retry` (the --retries budget), and the code that
+    # trained the run (JSON {"imacsr", "commit", "dirty"} from result.json; NULL until it succeeded).
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    code: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("ix_runs_state", "state"),)
 

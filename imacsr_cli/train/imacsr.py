@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from imacsr_cli import metric_names as mn
 from imacsr_cli.models.registry import Point
 from imacsr_cli.spec.runspec import MethodSpec
 from imacsr_cli.train.losses import cross_entropy, negative_entropy
@@ -84,7 +85,7 @@ class IMacSR(nn.Module):
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_T and its terms: {"ce", "mi/<point>", "ne/<point>"} (unweighted values)."""
         ce = cross_entropy(logits, target, self.ignore_index)
-        terms = {"ce": ce}
+        terms = {mn.CE: ce}
         total = ce
         for i, (point, adapter) in enumerate(zip(self.points, self.adapters)):
             z = self.features[i]
@@ -98,8 +99,8 @@ class IMacSR(nn.Module):
                 ne = negative_entropy(z)
                 if self.ne_mode == "normalized":
                     ne = ne / math.log(point.channels)
-            terms[f"mi/{point.name}"] = mi
-            terms[f"ne/{point.name}"] = ne
+            terms[mn.mi(point.name)] = mi
+            terms[mn.ne(point.name)] = ne
             total = total + self.alpha[i] * mi + self.lam[i] * ne
         self.features = [None] * len(self.points)
         return total, terms

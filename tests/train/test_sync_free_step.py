@@ -9,11 +9,10 @@ import naive_losses
 import pytest
 import torch
 
-from imacsr_cli import errors
 from imacsr_cli.models.registry import Point
+from imacsr_cli.rundir import codes, read_events
 from imacsr_cli.spec.runspec import MethodSpec
 from imacsr_cli.train import imacsr
-from imacsr_cli.train.events import read_events
 from imacsr_cli.train.imacsr import IMacSR
 from imacsr_cli.train.loop import compile_model, loader_workers, run
 
@@ -25,13 +24,13 @@ TINY = {
 }
 
 
-def _run(tmp_path: Path, name: str) -> tuple[dict, list[dict]]:
+def _run(tmp_path: Path, name: str) -> tuple[dict, list]:
     d = tmp_path / name
     d.mkdir()
     (d / "spec.json").write_text(json.dumps(TINY))
-    assert run(d) == errors.EXIT_OK
+    assert run(d) == codes.EXIT_OK
     events = read_events(d / "events.jsonl")[0]
-    return json.loads((d / "result.json").read_text()), [e for e in events if e["event"] == "epoch"]
+    return json.loads((d / "result.json").read_text()), [e for e in events if e.kind == "epoch"]
 
 
 def test_reading_every_n_steps_and_the_fused_terms_change_no_result(tmp_path, monkeypatch):
@@ -45,7 +44,7 @@ def test_reading_every_n_steps_and_the_fused_terms_change_no_result(tmp_path, mo
     new, new_epochs = _run(tmp_path, "sync_free")
     assert new["confusion_matrix"] == ref["confusion_matrix"]
     assert new["metrics"] == ref["metrics"]
-    assert [e["train"] for e in new_epochs] == [e["train"] for e in ref_epochs]  # every loss term, exactly
+    assert [e.train for e in new_epochs] == [e.train for e in ref_epochs]  # every loss term, exactly
 
 
 def test_a_nonfinite_loss_read_late_still_names_its_step_and_the_range(tmp_path, monkeypatch):
@@ -54,11 +53,11 @@ def test_a_nonfinite_loss_read_late_still_names_its_step_and_the_range(tmp_path,
     d = tmp_path / "nan"
     d.mkdir()
     (d / "spec.json").write_text(json.dumps(TINY))
-    assert run(d) == errors.EXIT_NONFINITE
+    assert run(d) == codes.EXIT_NONFINITE
     end = read_events(d / "events.jsonl")[0][-1]
     # 6 images / batch 2 = 3 steps, read together at the end of the epoch; step 1 was the first NaN.
-    assert end["reason"] == "nonfinite"
-    assert end["message"].startswith("loss is nan at epoch 1, step 1 (read steps 1-3) (ce=")
+    assert end.kind == "end" and end.reason == "nonfinite"
+    assert end.message.startswith("loss is nan at epoch 1, step 1 (read steps 1-3) (ce=")
     assert not (d / "result.json").exists()
 
 

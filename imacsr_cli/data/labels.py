@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from imacsr_cli.data.registry import IGNORE_INDEX
@@ -61,6 +60,7 @@ def _decode_png8(path: Path, channels: tuple[int, ...]):
     """An 8-bit PNG as uint8 (C, H, W) via libpng when it has one of ``channels``; else None."""
     import warnings
 
+    import torch
     from torchvision.io import ImageReadMode, decode_png, read_file
 
     try:

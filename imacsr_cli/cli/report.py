@@ -79,12 +79,27 @@ def report(
 
     tables = list(TABLES) if all_ else [table] if table else []
     figures = list(FIGURES) if all_ else [figure] if figure else []
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageProblem(f"--out {out}: is a file, expected a directory (the report writes one file per "
+                           f"table and figure into it)")
+    if out is not None and not out.exists():
+        existing = next((p for p in out.parents if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise UsageProblem(f"--out {out}: cannot write there: {existing} is a file")
+    if out is None and fmt == "csv" and len(tables) + len(figures) > 1:
+        # Tables of different shapes joined in one CSV stream are no CSV a program can read.
+        raise UsageProblem(f"--format csv prints one table, and this report has {len(tables) + len(figures)}: "
+                           f"give --out DIR (one .csv each) or one --table / --figure")
     result = rep.build_report(tables, figures, db=db, grid=grid, convention=convention, metric=metric)
     empty = [f for f in figures if not any(fd.id == f for fd in result.figures)]
     where = f"grid {grid}" if grid else "the database"
     skipped = [f"Fig. {f}: no iMacSR run for it in {where}; nothing to draw" for f in empty]
     if out is not None:
-        for path in rep.write_report(result, out):
+        try:
+            written = rep.write_report(result, out)
+        except (NotADirectoryError, FileExistsError, PermissionError) as exc:
+            raise UsageProblem(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
+        for path in written:
             typer.echo(f"wrote {path}")
         for line in skipped:
             typer.echo(line)

@@ -246,5 +246,25 @@ def cancel(
     typer.echo(f"{c.run_id} cancelled (was {c.was}){note}")
 
 
+@runs_app.command("plot")
+def plot(
+    run_id: str = typer.Argument(..., help="Run id or a unique prefix."),
+    out: Path = typer.Option(None, "--out", help="Where to write the figures (default results/plots/<run_id>)."),
+    db: str = _DB,
+) -> None:
+    """Draw one run's per-point diagnostics, training curves and convergence (PNG, PDF and CSV)."""
+    from imacsr_cli.errors import NotFound
+    from imacsr_cli.report import extra as ext
+    from imacsr_cli.store import Store
+
+    with Store.open(db, create=False) as store:
+        rec = store.get(run_id)
+    extra = ext.build_extra(["diagnostics", "curves", "convergence"], db=db, run_ids=[rec.run_id])
+    if not extra.figures:
+        raise NotFound(f"run {rec.run_id} has no per-epoch rows yet (it is {rec.state}); nothing to plot")
+    for path in ext.write_extra(extra, out or Path("results/plots") / rec.run_id):
+        typer.echo(f"wrote {path}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")

@@ -35,6 +35,16 @@ from imacsr_cli.errors import SpecError
 from imacsr_cli.spec import ranges
 
 
+# (before _opt: a field declared with legacy= calls it at import)
+def _same(a: Any, b: Any) -> bool:
+    """Equal as spec values: tuples equal lists, and bool is not a number (True == 1 in Python)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
+
+
 _NO_LEGACY = object()
 
 
@@ -91,6 +101,8 @@ class DataSpec:
     workers: int = _opt(-1, identity=False,
                         doc="DataLoader worker processes; -1 = the slot's share of the cores on CUDA, 0 on the CPU")
     pin_memory: bool = _opt(True, identity=False, doc="DataLoader pin_memory (CUDA only)")
+    void_logit: bool = _opt(False, legacy=False, since="0.2", doc="author's code: an extra (K+1)th 'void' logit; "
+                            "void pixels stay ignored by the loss, and a void prediction counts as a miss")
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,10 @@ class MethodSpec:
     adapter: Literal["conv1x1", "fcn"] = _opt("conv1x1", doc="dimension adapter q_m")
     ne: Literal["faithful", "normalized", "logits"] = _opt(
         "faithful", doc="NE on softmax over z_m channels (eq. 3), the same ÷ log C_m, or on adapter logits"
+    )
+    ce_input: Literal["logits", "softmax"] = _opt(
+        "logits", legacy="logits", since="0.2", doc="what every cross-entropy (output and MI) is applied to; "
+        "softmax = the author's code (CE of softmax outputs, a double softmax)"
     )
 
 
@@ -463,15 +479,6 @@ def _converter(tp: Any) -> Callable[[Any], Any]:
     if tp is str:
         return lambda v: v if isinstance(v, str) else _mismatch()
     raise TypeError(f"unsupported spec field type {tp}")
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal as spec values: tuples equal lists, and bool is not a number (True == 1 in Python)."""
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return a == b
 
 
 def _to_dict(obj: Any, identity_only: bool) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class IMacSR(nn.Module):
         self.points = list(points)
         self.ignore_index = ignore_index
         self.ne_mode = method.ne
+        self.ce_input = method.ce_input
         m = len(self.points)
         self.alpha = per_point(method.alpha, m) if m else []
         self.lam = per_point(method.lam, m) if m else []
@@ -84,7 +85,7 @@ class IMacSR(nn.Module):
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_T and its terms: {"ce", "mi/<point>", "ne/<point>"} (unweighted values)."""
-        ce = cross_entropy(logits, target, self.ignore_index)
+        ce = cross_entropy(logits, target, self.ignore_index, self.ce_input)
         terms = {mn.CE: ce}
         total = ce
         for i, (point, adapter) in enumerate(zip(self.points, self.adapters)):
@@ -92,7 +93,7 @@ class IMacSR(nn.Module):
             if z is None:
                 raise RuntimeError(f"point {point.name!r} ({point.module}) produced no feature in the forward pass")
             q = adapter(z)
-            mi = cross_entropy(q, target, self.ignore_index)
+            mi = cross_entropy(q, target, self.ignore_index, self.ce_input)
             if self.ne_mode == "logits":
                 ne = negative_entropy(q)
             else:

@@ -102,11 +102,18 @@ def _sum_p_log_p(z: torch.Tensor) -> torch.Tensor:
     return (logp.exp() * logp).sum(dim=1)
 
 
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+                  ce_input: str = "logits") -> torch.Tensor:
     """CE after upsampling the logits bilinearly to the label size (never downsampling labels).
 
     Averages over labelled pixels (``ignore_index`` is skipped), in float32 under AMP; 0/0 = NaN
-    when no pixel is labelled, as ``F.cross_entropy`` gives."""
+    when no pixel is labelled, as ``F.cross_entropy`` gives. ``ce_input="softmax"`` reproduces the
+    author's code: nn.CrossEntropyLoss applied to softmax outputs, a double softmax (specs/method.md
+    §1); that variant is computed the naive way."""
+    if ce_input == "softmax":
+        if logits.shape[-2:] != target.shape[-2:]:
+            logits = _upsample(logits, target.shape[-2:])
+        return F.cross_entropy(torch.softmax(logits.float(), dim=1), target, ignore_index=ignore_index)
     if logits.shape[-2:] == target.shape[-2:]:
         return F.cross_entropy(logits.float(), target, ignore_index=ignore_index)
     return _UpsampledCrossEntropy.apply(logits, target, ignore_index)

@@ -12,7 +12,9 @@ convention). A class that is present but has a zero denominator in one ratio (ne
 precision 0/0) scores 0 for that ratio, as sklearn's zero_division=0 does.
 
 Rows of the confusion matrix are ground truth, columns are predictions. Pixels labelled with the
-ignore index are not counted anywhere.
+ignore index are not counted anywhere. A model with an extra void logit (``data.void_logit``, the
+author's code) may predict "void": such pixels go to an extra last column, a miss (FN) of their
+ground-truth class and no class's FP, as cityscapesScripts counts them; the matrix is then K × (K+1).
 """
 
 from __future__ import annotations
@@ -31,23 +33,24 @@ class ConfusionMatrix:
     read after an update. Counts are integers, so where they are counted changes nothing.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = 255):
+    def __init__(self, num_classes: int, ignore_index: int = 255, void_column: bool = False):
         self.k = num_classes
         self.ignore_index = ignore_index
-        self._mat = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        self.cols = num_classes + 1 if void_column else num_classes  # predicted class K = "void"
+        self._mat = torch.zeros(num_classes, self.cols, dtype=torch.int64)
         self._per_image: list[np.ndarray] = []  # one (3, K) array of TP, FP, FN per image
-        self._pending: list[torch.Tensor] = []  # (N, K, K) per-image matrices, on their device
+        self._pending: list[torch.Tensor] = []  # (N, K, cols) per-image matrices, on their device
 
     def update(self, target: torch.Tensor, pred: torch.Tensor) -> None:
         """Add a batch: target and pred of shape (N, H, W) (or (H, W) for one image), on one device."""
         if target.dim() == 2:
             target, pred = target[None], pred[None]
-        k, n = self.k, target.shape[0]
+        k, cols, n = self.k, self.cols, target.shape[0]
         pred = pred.to(target.device)
         keep = target != self.ignore_index
         image = torch.arange(n, device=target.device).view(n, 1, 1).expand_as(target)
-        idx = (image[keep] * k + target[keep].to(torch.int64)) * k + pred[keep].to(torch.int64)
-        self._pending.append(torch.bincount(idx, minlength=n * k * k).reshape(n, k, k))
+        idx = (image[keep] * k + target[keep].to(torch.int64)) * cols + pred[keep].to(torch.int64)
+        self._pending.append(torch.bincount(idx, minlength=n * k * cols).reshape(n, k, cols))
 
     def _flush(self) -> None:
         if not self._pending:
@@ -59,7 +62,7 @@ class ConfusionMatrix:
 
     @property
     def mat(self) -> torch.Tensor:
-        """(K, K) int64 counts, rows = ground truth, columns = prediction."""
+        """(K, cols) int64 counts, rows = ground truth, columns = prediction."""
         self._flush()
         return self._mat
 
@@ -74,8 +77,10 @@ class ConfusionMatrix:
 
 
 def _tp_fp_fn(mat: np.ndarray) -> np.ndarray:
+    """TP, FP, FN per class of a K × K matrix, or K × (K+1) with a last column of void predictions."""
+    k = mat.shape[0]
     tp = np.diag(mat).astype(np.float64)
-    return np.stack([tp, mat.sum(0) - tp, mat.sum(1) - tp])  # FP: column minus TP; FN: row minus TP
+    return np.stack([tp, mat[:, :k].sum(0) - tp, mat.sum(1) - tp])  # FP: column minus TP; FN: row minus TP
 
 
 def _ratios(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:

@@ -6,10 +6,14 @@ import torch
 import torch.nn.functional as F
 
 
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+                  ce_input: str = "logits") -> torch.Tensor:
     if logits.shape[-2:] != target.shape[-2:]:
         logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-    return F.cross_entropy(logits.float(), target, ignore_index=ignore_index)
+    logits = logits.float()
+    if ce_input == "softmax":  # the author's double softmax (issue 14)
+        logits = torch.softmax(logits, dim=1)
+    return F.cross_entropy(logits, target, ignore_index=ignore_index)
 
 
 def negative_entropy(z: torch.Tensor) -> torch.Tensor:

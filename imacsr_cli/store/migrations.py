@@ -16,6 +16,8 @@ with the same DDL. History:
   v1 database from it and upgrade it).
 - v2: runs.position, runs.spacing, runs.points, runs.owner_pid, runs.last_val; grid_runs.ord;
   events.reason, events.owner; indexes for ``imacsr status`` on 100,000 runs.
+- v3 (cluster): table ``schedulers`` (a scheduler's uuid and lease); runs.owner_ns (the owner's machine +
+  PID namespace, for the pid probe), runs.handle (the executor's handle, e.g. ``slurm:<job id>``).
 """
 
 from __future__ import annotations
@@ -84,8 +86,19 @@ def _v1_to_v2(conn: Connection) -> None:
         )
 
 
+def _cluster(conn: Connection) -> None:
+    for sql in (
+        "CREATE TABLE IF NOT EXISTS schedulers (id VARCHAR NOT NULL PRIMARY KEY, host VARCHAR NOT NULL, "
+        "pid INTEGER NOT NULL, ns VARCHAR NOT NULL, executor VARCHAR NOT NULL, started_at FLOAT NOT NULL, "
+        "heartbeat_at FLOAT NOT NULL, ended_at FLOAT)",
+        "ALTER TABLE runs ADD COLUMN owner_ns VARCHAR",
+        "ALTER TABLE runs ADD COLUMN handle VARCHAR",
+    ):
+        conn.execute(text(sql))
+
+
 #: MIGRATIONS[v] brings a database from version v-1 to version v.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v1_to_v2, 3: _cluster}
 
 assert sorted(MIGRATIONS) == list(range(2, SCHEMA_VERSION + 1)), "a migration is missing"
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select, text
 
 from imacsr_cli.errors import NotFound
-from imacsr_cli.store.engine import Connected, chunks
+from imacsr_cli.store.engine import Connected, chunks, retrying_methods
 from imacsr_cli.store.models import STATES, GridRun, Run
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +57,7 @@ class RunRecord:
     started_at: float | None
     finished_at: float | None
     run_dir: str | None
+    handle: str | None = None  # the executor's handle of the trainer ("slurm:<job id>"), if not a local pid
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -76,6 +77,7 @@ def cells_of(labels: Any) -> list[dict[str, Any]]:
     return [dict(c) for c in labels]
 
 
+@retrying_methods
 class Queries(Connected):
     """The read-only lookups and queries of ``Store`` (claims.py and store.py add the writes)."""
 

@@ -1,4 +1,5 @@
-"""Several real processes on one SQLite file: atomic claims, and readers never blocked by a writer."""
+"""Several real processes on one database (SQLite file or PostgreSQL): atomic claims, readers never
+blocked by a writer; on SQLite a second writer waits for the write lock."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ CLAIMER = textwrap.dedent("""
 """)
 
 
-def test_processes_never_share_a_run(tmp_path):
-    url = str(tmp_path / "imacsr.db")
+def test_processes_never_share_a_run(tmp_path, db_url):
+    url = db_url
     with Store.open(url) as store:
         store.enqueue("g", rows(300))
     flags = tmp_path / "flags"
@@ -62,6 +63,7 @@ def test_processes_never_share_a_run(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys, time
+    from sqlalchemy import text
     from imacsr_cli.store import Store
     url = sys.argv[1]
     store = Store.open(url)
@@ -69,15 +71,15 @@ WRITER = textwrap.dedent("""
     print("ready", flush=True)
     for epoch in range(1, 4):
         with store._write() as conn:  # hold the write lock for a long transaction
-            conn.exec_driver_sql("UPDATE runs SET heartbeat_at = heartbeat_at WHERE run_id = ?", (run.run_id,))
+            conn.execute(text("UPDATE runs SET heartbeat_at = heartbeat_at WHERE run_id = :r"), {"r": run.run_id})
             time.sleep(1.0)
         store.record_epoch(run.run_id, "writer", epoch, {"loss": 1.0 / epoch}, {"mIoU": 0.1 * epoch})
     store.finish(run.run_id, "writer", "succeeded")
 """)
 
 
-def test_reader_is_never_blocked_by_a_writer(tmp_path):
-    url = str(tmp_path / "imacsr.db")
+def test_reader_is_never_blocked_by_a_writer(db_url):
+    url = db_url
     with Store.open(url) as store:
         store.upsert_grid("g")
         store.enqueue("g", rows(50))
@@ -112,7 +114,7 @@ def test_reader_is_never_blocked_by_a_writer(tmp_path):
         assert store.plan("g")["succeeded"] == 1
 
 
-def test_second_writer_waits_instead_of_failing(tmp_path):
+def test_second_writer_waits_instead_of_failing(tmp_path):  # SQLite's write lock (BEGIN IMMEDIATE)
     url = str(tmp_path / "imacsr.db")
     with Store.open(url) as a, Store.open(url) as b:
         a.enqueue("g", rows(2))

@@ -6,6 +6,7 @@
 #   .ci/services.sh env     print the env of running services (eval "$(.ci/services.sh env)")
 #   .ci/services.sh stop    stop everything by pid (no pkill), wait until each process is gone
 #   .ci/services.sh status  one line per daemon
+#   .ci/services.sh pg-restart  restart PostgreSQL (fast shutdown: every connection is cut), for tests
 #
 # There is no systemd on the CI machines and Debian's policy-rc.d refuses service starts: every daemon
 # is started here, with its pid file in $IMACSR_SERVICES_DIR (default /tmp/imacsr-services), and
@@ -274,6 +275,10 @@ case "${1:-}" in
         print_env
         ;;
     env) print_env ;;
+    pg-restart)
+        as_user postgres "$PG_BIN/pg_ctl" -D "$D/pg/data" -m fast -w -t 30 stop >/dev/null
+        start_pg
+        ;;
     stop) stop_all ;;
     status) status_all ;;
     *) echo "usage: $0 start|stop|env|status" >&2; exit 2 ;;

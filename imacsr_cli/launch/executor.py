@@ -182,6 +182,8 @@ def _package_root() -> str:
 class LocalExecutor:
     """Trainer subprocesses on this host, one per slot."""
 
+    name = "local"
+
     def __init__(self, slots: list[Slot], python: str | None = None):
         if not slots:
             raise ImacsrError("no slots to run on")

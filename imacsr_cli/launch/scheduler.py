@@ -42,6 +42,7 @@ from imacsr_cli.launch.executor import Executor, Slot, pid_alive, trainer_of
 from imacsr_cli.launch.observer import ActiveRun, GridOutcome, Observer
 from imacsr_cli.spec.paths import RunPaths
 from imacsr_cli.store import NotOwner, RunRecord, Store
+from imacsr_cli.store.claims import local_ns
 from imacsr_cli.train.events import HEARTBEAT_SECONDS, read_events
 
 LAUNCH_MARK = "--- "  # executor.py starts each launch's section of trainer.out with it
@@ -87,8 +88,12 @@ class Scheduler:
         self.observer = observer or Observer()
         self.host = socket.gethostname()
         self.pid = os.getpid()
-        # host:pid identifies the process for people; the token makes a restarted pid a new owner.
-        self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:6]}"
+        self.ns = local_ns()  # machine + PID namespace: where self.pid means this process
+        # A uuid, with a lease row in the schedulers table (host, pid, machine + PID namespace): a pid or a
+        # hostname alone is not unique across containers and hosts.
+        self.owner = str(uuid.uuid4())
+        # A database that is away for less than the lease (a restart, a failover) is waited for.
+        store.retry_seconds = max(store.retry_seconds, lease)
         self.active: dict[int, ActiveRun] = {}  # slot index → run
         self._hold: dict[str, float] = {}  # run_id → monotonic time before which it is not claimed
         self._locked: dict[str, int] = {}  # run_id → "locked" exits in a row
@@ -117,6 +122,9 @@ class Scheduler:
 
     # ---- the loop ---------------------------------------------------------------------------------
     def run(self) -> GridOutcome:
+        check_runs_dir(self.runs_dir)
+        self.store.register_scheduler(self.owner, host=self.host, pid=self.pid, ns=self.ns,
+                                      executor=getattr(self.executor, "name", "local"))
         self._grid_ids = self.store.grid_run_ids(self.grid)
         self._reclaim()
         self._next_reclaim = time.monotonic() + self._reclaim_every
@@ -145,6 +153,7 @@ class Scheduler:
             self._emergency_stop()
             raise
         counts = self.store.plan(self.grid)
+        self.store.scheduler_heartbeat(self.owner, ended=True)
         self.observer.tick(counts, [])
         return GridOutcome(counts=counts, stopped_by=self._stop_signal)
 
@@ -198,11 +207,12 @@ class Scheduler:
             # CPU every slot shares the same memory, so there is nothing to avoid.
             avoid |= {r for r, gpu in self._oom_gpu.items() if gpu == slot.gpu}
         if not avoid:
-            return self.store.claim(self.owner, host=self.host, pid=self.pid, grid=self.grid)
+            return self.store.claim(self.owner, host=self.host, pid=self.pid, ns=self.ns, grid=self.grid)
         allowed = [r for r in self._grid_ids if r not in avoid]
         if not allowed:
             return None
-        return self.store.claim(self.owner, host=self.host, pid=self.pid, grid=self.grid, run_ids=allowed)
+        return self.store.claim(self.owner, host=self.host, pid=self.pid, ns=self.ns, grid=self.grid,
+                                run_ids=allowed)
 
     def _launch(self, run: RunRecord, slot: Slot) -> None:
         paths = RunPaths.of(self.runs_dir, run.run_id)
@@ -436,6 +446,7 @@ class Scheduler:
         now = time.monotonic()
         if now >= self._next_hb:
             self._next_hb = now + self._hb_every
+            self.store.scheduler_heartbeat(self.owner)
             for a in list(self.active.values()):
                 if a.stop_reason == "lost" or a.recorded:
                     continue
@@ -451,8 +462,28 @@ class Scheduler:
             self.observer.tick(self.store.plan(self.grid), list(self.active.values()))
 
     def _reclaim(self) -> None:
-        for run_id in self.store.reclaim_orphans(self.lease, pid_alive, host=self.host):
+        for run_id in self.store.reclaim_orphans(self.lease, pid_alive, host=self.host, ns=self.ns):
             self.observer.note("reclaimed: its scheduler is gone; it resumes from its checkpoint", run_id)
+
+
+def check_runs_dir(runs_dir: Path) -> None:
+    """RUN_DIR's parent must be writable and support flock (the trainer's lock on RUN_DIR/.lock), on every
+    host that shares a database: a clear error now instead of trainers that all fail later."""
+    import fcntl
+    import tempfile
+
+    hint = "run directories must be on a filesystem every scheduler host sees, with flock (NFSv4, Lustre -o flock)"
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        fh = tempfile.NamedTemporaryFile(dir=runs_dir, prefix=".flock-check-")
+    except OSError as exc:
+        raise ImacsrError(f"--runs-dir {runs_dir} is not writable ({exc.strerror or exc}); {hint}") from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        except OSError as exc:
+            raise ImacsrError(f"--runs-dir {runs_dir}: flock fails ({exc.strerror or exc}); {hint}") from None
 
 
 def _write_spec(paths: RunPaths, spec_json: str) -> None:

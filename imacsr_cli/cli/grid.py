@@ -35,6 +35,16 @@ def run_grid(
     retries: int = typer.Option(0, "--retries", min=0, help="Retry a run that was interrupted or ran out of memory."),
     lease: float = typer.Option(60.0, "--lease", help="A running run whose owner is silent this long is reclaimed."),
     plan_only: bool = typer.Option(False, "--plan", help="Print the plan and stop (nothing is enqueued)."),
+    executor: str = typer.Option("local", "--executor", help="Where trainers run: local (this host) or slurm."),
+    max_jobs: int = typer.Option(None, "--max-jobs", min=1, help="Slurm jobs in flight at once (default 4)."),
+    slurm_partition: str = typer.Option(None, "--slurm-partition", help="Slurm partition (grid [slurm] partition)."),
+    slurm_time: str = typer.Option(None, "--slurm-time", help="Job time limit: minutes or H:MM:SS ([slurm] time)."),
+    slurm_gpus: int = typer.Option(None, "--slurm-gpus", min=0, help="GPUs per job ([slurm] gpus)."),
+    slurm_cpus: int = typer.Option(None, "--slurm-cpus", min=1, help="CPUs per job ([slurm] cpus_per_task)."),
+    slurm_mem: str = typer.Option(None, "--slurm-mem", help="Memory per job, e.g. 16G ([slurm] mem)."),
+    slurm_account: str = typer.Option(None, "--slurm-account", help="Slurm account ([slurm] account)."),
+    slurm_qos: str = typer.Option(None, "--slurm-qos", help="Slurm QOS ([slurm] qos)."),
+    slurm_flag: list[str] = typer.Option(None, "--slurm-flag", help="An extra sbatch flag, e.g. --slurm-flag=--constraint=a100 (repeatable; [slurm] extra)."),
 ) -> None:
     """Plan, enqueue and run every run of a grid; exit 0 only when all of them succeeded."""
     from imacsr_cli.errors import ImacsrError, NotFound, RunFailed, SpecError
@@ -50,12 +60,25 @@ def run_grid(
                                  f"{HEARTBEAT_SECONDS:g} s)", param_hint="--timeout")
     if lease < 5:
         raise typer.BadParameter("at least 5 seconds", param_hint="--lease")
+    if executor not in ("local", "slurm"):
+        raise typer.BadParameter(f"expected local or slurm, got {executor!r}", param_hint="--executor")
     try:
         slots = plan_slots(jobs=jobs, gpus=parse_gpus(gpus), per_gpu=per_gpu)
     except ImacsrError as exc:
         raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--gpus") from None
 
     grid = GridSpec.find(path)
+    slurm = None
+    if executor == "slurm":
+        from imacsr_cli.launch.slurm import SlurmResources, parse_time
+
+        slurm = SlurmResources.from_table(grid.slurm, str(grid.path or path)).override(
+            partition=slurm_partition, time=parse_time(slurm_time, "--slurm-time") if slurm_time else None,
+            gpus=slurm_gpus, cpus_per_task=slurm_cpus, mem=slurm_mem, account=slurm_account, qos=slurm_qos,
+            extra=tuple(slurm_flag or ()))
+        from imacsr_cli.launch import Slot as _Slot
+
+        slots = [_Slot(i) for i in range(max_jobs or 4)]
     rows = grid.expand()
     valid = [r for r in rows if r.error is None]
     problems = grid.check() + missing_data([r.spec for r in valid])
@@ -74,7 +97,7 @@ def run_grid(
         finally:
             if plan_only or problems:
                 store.close()
-    typer.echo(_plan_text(grid.name, str(where), len(rows), counts, slots, available_cores()))
+    typer.echo(_plan_text(grid.name, str(where), len(rows), counts, slots, available_cores(), slurm))
     for line in grid.warnings[:MAX_NOTES]:
         typer.echo(f"note: {line}")
     if len(grid.warnings) > MAX_NOTES:
@@ -91,7 +114,14 @@ def run_grid(
 
         labels = {r.run_id: r.describe() for r in valid}
         observer: _Plain | _Live = _Live(labels, len(valid)) if sys.stdout.isatty() else _Plain(labels, len(valid))
-        scheduler = Scheduler(store, LocalExecutor(slots), grid.name, runs_dir, timeout=timeout, retries=retries,
+        if slurm is not None:
+            from imacsr_cli.launch.slurm import SlurmExecutor
+
+            # Slurm's own files (sbatch scripts, submitit's logs) next to the run directories.
+            runner: Any = SlurmExecutor(slurm, len(slots), Path(runs_dir).absolute().parent / "slurm")
+        else:
+            runner = LocalExecutor(slots)
+        scheduler = Scheduler(store, runner, grid.name, runs_dir, timeout=timeout, retries=retries,
                               lease=lease, observer=observer)
         started = time.monotonic()
         previous = {sig: signal.signal(sig, lambda signum, frame: scheduler.request_stop(signum))
@@ -116,7 +146,8 @@ def run_grid(
                             f"(imacsr status {grid.name} --runs; imacsr runs retry --failed)")
 
 
-def _plan_text(name: str, where: str, n_rows: int, counts: dict[str, int], slots: list[Slot], cores: int) -> str:
+def _plan_text(name: str, where: str, n_rows: int, counts: dict[str, int], slots: list[Slot], cores: int,
+               slurm: Any = None) -> str:
     parts = [f"{counts['new']} new", f"{counts['succeeded']} already done", f"{counts['failed']} failed",
              f"{counts['running'] - counts.get('orphaned', 0)} running elsewhere"]
     if counts.get("orphaned"):
@@ -129,7 +160,9 @@ def _plan_text(name: str, where: str, n_rows: int, counts: dict[str, int], slots
     if counts["failed"] or counts["cancelled"]:
         lines.append("  failed and cancelled runs stay so: `imacsr runs retry --failed` queues them again")
     gpu = [s for s in slots if s.gpu is not None]
-    if gpu:
+    if slurm is not None:
+        lines.append(f"slots: up to {len(slots)} Slurm job{'s' if len(slots) != 1 else ''} at once ({slurm.describe()})")
+    elif gpu:
         devices = sorted({s.gpu for s in gpu}, key=int)
         lines.append(f"slots: {len(slots)} on GPU {','.join(devices)} ({len(slots) // len(devices)} per GPU)")
     else:

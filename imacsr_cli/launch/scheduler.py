@@ -126,6 +126,7 @@ class Scheduler:
         self.store.register_scheduler(self.owner, host=self.host, pid=self.pid, ns=self.ns,
                                       executor=getattr(self.executor, "name", "local"))
         self._grid_ids = self.store.grid_run_ids(self.grid)
+        self._reattach()
         self._reclaim()
         self._next_reclaim = time.monotonic() + self._reclaim_every
         try:
@@ -231,7 +232,8 @@ class Scheduler:
                       log_offset=log_offset, epochs=run.epochs, epoch=run.epoch)
         self.active[slot.index] = a
         try:
-            self.store.mark_started(run.run_id, self.owner, trainer_pid=job.pid, slot=slot.name, run_dir=paths.root)
+            self.store.mark_started(run.run_id, self.owner, trainer_pid=job.pid, slot=slot.name, run_dir=paths.root,
+                                    handle=getattr(job, "handle", None))
         except NotOwner:  # cancelled between claim and launch
             self._stop(a, "lost")
         self.observer.launched(a)
@@ -320,6 +322,8 @@ class Scheduler:
                 a.job.signal(signal.SIGKILL)
                 a.killed = True
             return
+        if getattr(a.job, "waiting", False):
+            a.last_progress = now  # waiting in Slurm's queue is not a hang: --timeout counts from the trainer
         if self.timeout is not None and now - a.last_progress > self.timeout:
             a.timeout_msg = (f"no progress for {self.timeout:g} s (no event in events.jsonl; "
                              f"last phase {a.phase}, epoch {a.current or a.epoch}/{a.epochs or '?'})")
@@ -353,6 +357,11 @@ class Scheduler:
             timed_out=a.timeout_msg,
             stopped=a.stop_reason == "shutdown",
         )
+        slurm_end = getattr(a.job, "requeue_reason", None)
+        if slurm_end and outcome.verdict != "succeeded" and a.stop_reason is None:
+            # TIMEOUT, PREEMPTED, NODE_FAIL...: Slurm ended a healthy run; it resumes from its checkpoint
+            # and spends no retry.
+            outcome = Outcome("requeue", "interrupted", f"{slurm_end}; resumes from its checkpoint", code)
         if outcome.verdict == "requeue" and outcome.reason == "locked":
             self._on_locked(a)
         else:
@@ -460,6 +469,30 @@ class Scheduler:
         if now >= self._next_tick:
             self._next_tick = now + 1.0
             self.observer.tick(self.store.plan(self.grid), list(self.active.values()))
+
+    def _reattach(self) -> None:
+        """Watch again the live jobs of a dead scheduler (Slurm: its jobs outlive it) instead of requeueing
+        and submitting duplicates; what they wrote meanwhile is ingested from events.jsonl."""
+        attach = getattr(self.executor, "attach", None)
+        if attach is None:
+            return
+        wanted = set(self._grid_ids)
+        for run_id in self.store.orphans(self.lease, pid_alive, host=self.host, ns=self.ns):
+            if run_id not in wanted:
+                continue
+            rec = self.store.get(run_id)
+            index = next((s.index for s in self.executor.slots if s.index not in self.active),
+                         len(self.executor.slots) + len(self.active))  # over --max-jobs: never a duplicate
+            slot = next((s for s in self.executor.slots if s.index == index), Slot(index))
+            paths = RunPaths.of(self.runs_dir, run_id)
+            job = attach(rec.handle, run_id, paths, slot, rec.started_at)
+            if job is None or not self.store.adopt(run_id, self.owner, rec.owner, host=self.host, pid=self.pid,
+                                                   ns=self.ns):
+                continue
+            a = ActiveRun(run=rec, job=job, paths=paths, attempt=rec.attempts, launched=job.started,
+                          log_offset=0, epochs=rec.epochs, epoch=rec.epoch)
+            self.active[index] = a
+            self.observer.note(f"re-attached to {job.handle}: its scheduler is gone, the job is not", run_id)
 
     def _reclaim(self) -> None:
         for run_id in self.store.reclaim_orphans(self.lease, pid_alive, host=self.host, ns=self.ns):

@@ -383,6 +383,25 @@ class Claims(Queries):
         return [row.run_id for row in rows
                 if _orphaned_because(row, lease_seconds, alive, host, ns, now) is not None]
 
+    def adopt(self, run_id: str, owner: str, previous: str | None, *, host: str | None = None,
+              pid: int | None = None, ns: str | None = None) -> bool:
+        """Take over a running run from its gone owner ``previous`` without restarting it (its Slurm job
+        still runs): compare-and-set on the owner, so only one scheduler adopts it. An ``adopted`` event."""
+        with self._write() as conn:
+            now = self._now(conn)
+            params: dict[str, Any] = {"o": owner, "p": os.getpid() if pid is None else pid, "ns": ns or local_ns(),
+                                      "h": host or socket.gethostname(), "t": now, "r": run_id}
+            same = "owner IS NULL" if previous is None else "owner = :prev"
+            if previous is not None:
+                params["prev"] = previous
+            res = conn.execute(text(
+                "UPDATE runs SET owner = :o, owner_pid = :p, owner_ns = :ns, host = :h, heartbeat_at = :t "
+                f"WHERE run_id = :r AND state = 'running' AND {same}"), params)
+            if res.rowcount != 1:
+                return False
+            self._event(conn, run_id, "adopted", f"by {owner} on {params['h']} from {previous}", owner=owner, now=now)
+            return True
+
     # ---- schedulers -------------------------------------------------------------------------------
     def register_scheduler(self, scheduler_id: str, *, host: str | None = None, pid: int | None = None,
                            ns: str | None = None, executor: str = "local") -> None:

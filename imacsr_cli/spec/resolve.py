@@ -18,6 +18,10 @@ from imacsr_cli.spec.points import select_indices, select_names
 from imacsr_cli.spec.runspec import DataSpec, MethodSpec, PointsSpec, RunSpec
 
 
+_DEFAULT_POINTS = PointsSpec()
+_DEFAULT_METHOD = MethodSpec()
+
+
 def resolve(spec: RunSpec, source: str | None = None) -> RunSpec:
     """The resolved spec. ``source`` (a file name) prefixes any error, as RunSpec.from_dict does."""
     try:
@@ -39,14 +43,19 @@ def _resolve(spec: RunSpec) -> RunSpec:
     _check_train(spec)
 
     if spec.method.name == "conventional":
-        points = PointsSpec(names=[], count=0, position="input", spacing=1)
-        method = MethodSpec(name="conventional", alpha=[], lam=[])
+        # replace(), not a new object: a key added later (with its legacy value) is kept. The keys
+        # that only an iMacSR run reads are set to fixed values, so the baseline is one run.
+        points = dataclasses.replace(spec.points, names=[], count=0, position="input", spacing=1)
+        method = dataclasses.replace(spec.method, name="conventional", alpha=[], lam=[],
+                                     adapter=_DEFAULT_METHOD.adapter, ne=_DEFAULT_METHOD.ne)
     else:
         candidates = [p.name for p in entry.points(variant)]
         label = f"{entry.name} ({variant})"
         if spec.points.names:
             names = select_names(candidates, spec.points.names, label)
-            points = dataclasses.replace(spec.points, names=names, count=len(names))
+            position, spacing = _ignored_selection(candidates, names, spec.points)
+            points = dataclasses.replace(spec.points, names=names, count=len(names), position=position,
+                                         spacing=spacing)
         else:
             idx = select_indices(len(candidates), spec.points.count, spec.points.position, spec.points.spacing, label)
             # With one point the spacing is meaningless; fix it so equal runs hash equal.
@@ -60,6 +69,21 @@ def _resolve(spec: RunSpec) -> RunSpec:
                     f"got {len(value)}"
                 )
     return dataclasses.replace(spec, model=model, data=data, method=method, points=points)
+
+
+def _ignored_selection(candidates: list[str], names: list[str], points: PointsSpec) -> tuple[str, int]:
+    """points.position and points.spacing of a spec that names its points: they select nothing, so
+    they must not tell two runs of the same points apart. Kept when they describe exactly these names
+    (a resolved spec.json is such a spec: resolving it again must give the same id); otherwise set to
+    the defaults, the values a spec giving only names has always hashed with, so ids pinned before
+    this rule keep (docs/contracts.md, "Run identity")."""
+    try:
+        idx = select_indices(len(candidates), len(names), points.position, points.spacing)
+    except SpecError:
+        idx = []
+    if [candidates[i] for i in idx] == names:
+        return points.position, points.spacing
+    return _DEFAULT_POINTS.position, _DEFAULT_POINTS.spacing
 
 
 def _resolve_data(data: DataSpec, entry: Any) -> DataSpec:

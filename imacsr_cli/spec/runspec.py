@@ -7,6 +7,15 @@ run written two ways in two grids is one run.
 
 Fields marked ``identity=False`` (data root, loader workers, channels_last...) change how a run is
 executed, not what it computes; they are kept in spec.json but left out of the hash.
+
+Run identity survives upgrades (docs/contracts.md, "Run identity"; tests/spec/test_golden_ids.py):
+a key added after the first release declares ``legacy=<value>``, the value that reproduces what the
+code did before the key existed, and ``since=<version>``. The canonical JSON leaves such a key out
+while it holds its legacy value, so every run that existed before keeps its run_id; a spec that sets
+another value is a different run with a new id. Its default must be its legacy value (checked when
+the field is declared): a default never changes silently. Example::
+
+    compile: bool = _opt(False, legacy=False, since="0.2", doc="torch.compile the model")
 """
 
 from __future__ import annotations
@@ -24,12 +33,37 @@ from typing import Any, Literal
 from imacsr_cli.errors import SpecError
 
 
-def _opt(default: Any, *, key: str | None = None, identity: bool = True, doc: str = "") -> Any:
-    """A dataclass field with its TOML key (when it differs from the attribute) and identity flag."""
-    meta = {"key": key, "identity": identity, "doc": doc}
+_NO_LEGACY = object()
+
+
+def _opt(default: Any, *, key: str | None = None, identity: bool = True, doc: str = "",
+         legacy: Any = _NO_LEGACY, since: str = "") -> Any:
+    """A dataclass field with its TOML key (when it differs from the attribute) and identity flag.
+
+    ``legacy`` (with ``since``, the version that added the key): the value that reproduces the
+    behaviour from before the key existed; the key enters the hash only when it holds another value.
+    Every key added to the hash after the golden ids were pinned needs one (tests/spec/test_golden_ids.py).
+    """
+    meta: dict[str, Any] = {"key": key, "identity": identity, "doc": doc}
+    if legacy is not _NO_LEGACY:
+        if not identity:
+            raise ValueError(f"spec key {key or doc!r}: legacy= only matters for keys in the hash (identity=True)")
+        if not since:
+            raise ValueError(f"spec key {key or doc!r}: legacy= needs since=<version that added the key>")
+        if not _same(default, legacy):
+            raise ValueError(f"spec key {key or doc!r}: the default {default!r} must be the legacy value "
+                             f"{legacy!r}; a default may never change the id of an existing run")
+        meta["legacy"] = legacy
+        meta["since"] = since
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def _section(cls: type, *, since: str = "") -> Any:
+    """A section of RunSpec. A section added after the first release gives ``since``: it is left out
+    of the hash while every key in it holds its legacy value (each of its keys needs ``legacy``)."""
+    return field(default_factory=cls, metadata={"since": since} if since else {})
 
 
 @dataclass(frozen=True)
@@ -96,12 +130,12 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class RunSpec:
-    model: ModelSpec = field(default_factory=ModelSpec)
-    data: DataSpec = field(default_factory=DataSpec)
-    method: MethodSpec = field(default_factory=MethodSpec)
-    points: PointsSpec = field(default_factory=PointsSpec)
-    optim: OptimSpec = field(default_factory=OptimSpec)
-    train: TrainSpec = field(default_factory=TrainSpec)
+    model: ModelSpec = _section(ModelSpec)
+    data: DataSpec = _section(DataSpec)
+    method: MethodSpec = _section(MethodSpec)
+    points: PointsSpec = _section(PointsSpec)
+    optim: OptimSpec = _section(OptimSpec)
+    train: TrainSpec = _section(TrainSpec)
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -258,17 +292,36 @@ def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
         raise SpecError(f"{source}: key '{key}': expected {_describe(tp)}, got {_show(value)}") from None
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as spec values: tuples equal lists, and bool is not a number (True == 1 in Python)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
+
+
+def _at_legacy(f: dataclasses.Field, value: Any) -> bool:
+    """True when ``f`` is a key added later (``legacy`` in its metadata) holding its legacy value."""
+    return "legacy" in f.metadata and _same(value, f.metadata["legacy"])
+
+
 def _to_dict(obj: Any, identity_only: bool) -> dict[str, Any]:
+    """Nested dict in TOML layout. ``identity_only``: what the hash reads (docs/contracts.md, "Run
+    identity"): no ``identity=False`` key, no later key at its legacy value, and no section added
+    later (``since`` in its metadata) that is left empty by that rule."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(obj):
         if identity_only and not f.metadata.get("identity", True):
             continue
         value = getattr(obj, f.name)
+        if identity_only and _at_legacy(f, value):
+            continue
         if dataclasses.is_dataclass(value):
             value = _to_dict(value, identity_only)
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif isinstance(value, list):
+            if identity_only and not value and f.metadata.get("since"):
+                continue
+        elif isinstance(value, (tuple, list)):
             value = list(value)
         out[_key_of(f)] = value
     return out

@@ -56,7 +56,10 @@ def show(
         ("grids", "; ".join(f"{g['grid']} [{cells_text(g['cell'])}]" for g in r["grids"]) or "-"),
     ]
     if r["owner"]:
-        info.append(("owner", f"{r['owner']} (trainer pid {r['trainer_pid'] or '-'} on {r['slot'] or '-'})"))
+        where = f"trainer pid {r['trainer_pid'] or '-'}" if not r.get("handle") else r["handle"].replace(":", " job ", 1)
+        info.append(("owner", f"{r['owner']} on {r['host'] or '-'} ({where} on {r['slot'] or '-'})"))
+    elif r.get("handle"):
+        info.append(("job", r["handle"].replace(":", " job ", 1)))
     for key, label in (("created_at", "created"), ("started_at", "started"), ("finished_at", "finished"),
                        ("heartbeat_at", "heartbeat")):
         if r[key]:
@@ -211,6 +214,10 @@ def cancel(
                     pass
             elif rec.host != socket.gethostname():
                 note = f"; its scheduler on {rec.host} stops the trainer at its next heartbeat"
+        elif rec.state == "running" and rec.handle and rec.handle.startswith("slurm:"):
+            from imacsr_cli.launch.slurm import cancel_job
+
+            note = cancel_job(rec.handle.split(":", 1)[1])
         typer.echo(f"{rec.run_id} cancelled (was {rec.state}){note}")
 
 

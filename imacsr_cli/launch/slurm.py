@@ -177,7 +177,8 @@ class TrainerTask:
         env.setdefault("PYTHONUNBUFFERED", "1")
         with open(self.stdout, "ab") as out:
             out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} launch in Slurm job "
-                      f"{os.environ.get('SLURM_JOB_ID', '?')} on {os.uname().nodename}\n".encode())
+                      f"{os.environ.get('SLURM_JOB_ID', '?')} on {os.uname().nodename} "
+                      f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r})\n".encode())
             out.flush()
             self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                           env=env)
@@ -278,6 +279,22 @@ def sacct_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
         if len(parts) >= 3 and parts[0]:
             states[parts[0]] = (parts[1].split()[0] if parts[1] else "UNKNOWN", parts[2])
     return states
+
+
+def cancel_job(job_id: str) -> str:
+    """``imacsr runs cancel`` of a Slurm run: scancel a pending job, SIGTERM a running one's trainer (it
+    stops with its checkpoint; the job then ends). Also when no scheduler watches it any more. Returns
+    what was done, as a note for the user."""
+    state = (sacct_states([job_id]) or {}).get(job_id, ("UNKNOWN", ""))[0]
+    if state not in LIVE_STATES:
+        return f"; its Slurm job {job_id} is already {state}"
+    cmd = ["scancel", job_id] if state in WAITING_STATES else ["scancel", "--signal=TERM", job_id]
+    try:
+        subprocess.run(cmd, capture_output=True, timeout=COMMAND_TIMEOUT_S, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"; `{' '.join(cmd)}` failed ({exc}); its scheduler stops it at its next heartbeat"
+    return f"; Slurm job {job_id} " + ("cancelled (it was pending)" if state in WAITING_STATES
+                                        else "sent SIGTERM (its trainer stops with its checkpoint)")
 
 
 @dataclass

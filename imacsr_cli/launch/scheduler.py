@@ -465,6 +465,7 @@ class Scheduler:
                     self._lost(a)
         if now >= self._next_reclaim and not self._stopping:
             self._next_reclaim = now + self._reclaim_every
+            self._reattach()  # a live Slurm job of a scheduler that died elsewhere: watch it, do not resubmit
             self._reclaim()
         if now >= self._next_tick:
             self._next_tick = now + 1.0
@@ -482,7 +483,7 @@ class Scheduler:
                 continue
             rec = self.store.get(run_id)
             index = next((s.index for s in self.executor.slots if s.index not in self.active),
-                         len(self.executor.slots) + len(self.active))  # over --max-jobs: never a duplicate
+                         max([*self.active, len(self.executor.slots) - 1]) + 1)  # over --max-jobs: never a duplicate
             slot = next((s for s in self.executor.slots if s.index == index), Slot(index))
             paths = RunPaths.of(self.runs_dir, run_id)
             job = attach(rec.handle, run_id, paths, slot, rec.started_at)

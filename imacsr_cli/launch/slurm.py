@@ -46,6 +46,7 @@ WAITING_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"
 REQUEUE_STATES = frozenset({"TIMEOUT", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"})
 COMMAND_TIMEOUT_S = 30.0  # every sacct / scancel call
 POLL_S = 1.0  # how often the monitor asks sacct
+MAX_TIME_LIMIT_REQUEUES = 20  # submitit requeues a job that reaches its time limit at most this often
 _TIME_RE = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+)(?::(\d+))?$")
 
 
@@ -374,7 +375,9 @@ class SlurmExecutor:
         self.python = python or sys.executable
         self.folder = Path(folder).absolute()
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._ex = submitit.SlurmExecutor(folder=str(self.folder / "%j"), python=self.python)
+        # A run resumes from its checkpoint after each time-limit requeue, so allow many (submitit's default: 3).
+        self._ex = submitit.SlurmExecutor(folder=str(self.folder / "%j"), python=self.python,
+                                          max_num_timeout=MAX_TIME_LIMIT_REQUEUES)
         root = _package_root()
         # The job's python unpickles TrainerTask: this checkout first on its path, like a local trainer's.
         self._ex.update_parameters(job_name="imacsr", setup=[f'export PYTHONPATH="{root}${{PYTHONPATH:+:$PYTHONPATH}}"'],

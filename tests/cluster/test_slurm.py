@@ -174,14 +174,14 @@ points.count = 2
 points.position = "input"
 points.spacing = 1
 [slurm]
-time = 2
-signal_delay_s = 90
+time = 3
+signal_delay_s = 120
 """
 
 
 def test_a_time_limit_shorter_than_the_run_checkpoints_requeues_and_succeeds(tmp_path, pg_url):
-    # Epoch 2 sleeps 2 s a step (20 steps) on the first attempt only: longer than the 2-minute limit
-    # with everything else. Slurm warns the job (USR2, 90 s before the limit): the trainer checkpoints,
+    # Epoch 2 sleeps 2 s a step (20 steps) on the first attempt only. Slurm warns the job (USR2, 120 s
+    # before its 3-minute limit, so during that slow epoch on an idle machine): the trainer checkpoints,
     # submitit requeues the job; or Slurm ends it with TIMEOUT and the scheduler requeues the run.
     (tmp_path / "limit.toml").write_text(SLOW_GRID)
     r = _run(["run-grid", "limit.toml", "--db", pg_url, "--executor", "slurm", "--retries", "0"], tmp_path,

@@ -50,7 +50,7 @@ def test_eight_claimers_never_share_a_run_and_never_idle(pg_url, tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(N_CLAIMERS)]
     from orchhelp import wait_for
 
-    wait_for(lambda: len(list(flags.iterdir())) == N_CLAIMERS, 120, "the claimers to be ready")
+    wait_for(lambda: len(list(flags.iterdir())) == N_CLAIMERS, 600, "the claimers to be ready")
     (flags / "go").touch()
     claimed, empties, per_proc = [], [], []
     for p in procs:

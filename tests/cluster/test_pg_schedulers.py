@@ -55,7 +55,7 @@ def test_a_postgresql_restart_mid_grid_loses_nothing_and_kills_no_trainer(tmp_pa
     grid_file(tmp_path, "restart", seeds=(0, 1), epochs=3)  # restart during the slow epoch 2
     p = _cli(["run-grid", "restart.toml", "--db", pg_url, "--jobs", "2", "--lease", "30"], tmp_path,
              IMACSR_TEST_FAULT="slow@2")
-    ids = wait_for(lambda: len(_ids(pg_url, "restart")) == 2 and _ids(pg_url, "restart"), 120, "enqueue", proc=p)
+    ids = wait_for(lambda: len(_ids(pg_url, "restart")) == 2 and _ids(pg_url, "restart"), 600, "enqueue", proc=p)
     with Store.open(pg_url) as store:
         wait_for(lambda: all(store.get(i).epoch >= 1 for i in ids), 180, "epoch 1 of both runs", proc=p)
     before = _postmaster_pid()
@@ -87,7 +87,7 @@ def test_two_hosts_share_a_grid_and_one_reclaims_after_the_other_is_killed(tmp_p
                     IMACSR_TEST_FAULT="slow@2")
 
     a = host("host-a")
-    ids = wait_for(lambda: len(_ids(pg_url, "hosts")) == 2 and _ids(pg_url, "hosts"), 120, "enqueue", proc=a)
+    ids = wait_for(lambda: len(_ids(pg_url, "hosts")) == 2 and _ids(pg_url, "hosts"), 600, "enqueue", proc=a)
     b = host("host-b")
     with Store.open(pg_url) as store:
         # host-a is training one of the runs (its trainer started): kill -9 its scheduler now
@@ -123,7 +123,7 @@ def test_same_hostname_other_pid_namespace_never_takes_a_live_run(tmp_path, pg_u
     prefix_b = ["unshare", "--pid", "--fork", "sh", "-c", '"$@"', "sh"]
     args = ["run-grid", "pidns.toml", "--db", pg_url, "--jobs", "1", "--lease", "60"]
     a = _cli(args, tmp_path, prefix_a, IMACSR_TEST_FAULT="slow@2")
-    (run_id,) = wait_for(lambda: _ids(pg_url, "pidns"), 120, "enqueue", proc=a)
+    (run_id,) = wait_for(lambda: _ids(pg_url, "pidns"), 600, "enqueue", proc=a)
     with Store.open(pg_url) as store:
         wait_for(lambda: store.get(run_id).trainer_pid, 180, "A's trainer", proc=a)
         assert store.get(run_id).owner_pid > 2

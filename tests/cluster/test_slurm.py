@@ -100,7 +100,7 @@ def test_kill_9_of_the_scheduler_then_a_restart_reattaches_to_its_jobs(tmp_path,
     grid_file(tmp_path, "k9s", seeds=(0, 1), epochs=3)
     args = ["run-grid", "k9s.toml", "--db", pg_url, "--executor", "slurm", "--max-jobs", "2", "--lease", "30"]
     p = _cli(args, tmp_path, IMACSR_TEST_FAULT="slow@2")
-    ids = wait_for(lambda: _ids(pg_url, "k9s", 2), 120, "enqueue", proc=p)
+    ids = wait_for(lambda: _ids(pg_url, "k9s", 2), 600, "enqueue", proc=p)
     with Store.open(pg_url) as store:
         wait_for(lambda: all(store.get(i).epoch >= 1 for i in ids), 600, "epoch 1 of both runs", proc=p)
         jobs = [_job(store, i) for i in ids]
@@ -138,13 +138,13 @@ def test_scontrol_requeue_of_a_running_job_resumes_from_its_checkpoint(tmp_path,
     grid_file(tmp_path, "rq", epochs=3)
     p = _cli(["run-grid", "rq.toml", "--db", pg_url, "--executor", "slurm", "--retries", "0"], tmp_path,
              IMACSR_TEST_FAULT="slow@2:once")
-    (run_id,) = wait_for(lambda: _ids(pg_url, "rq", 1), 120, "enqueue", proc=p)
+    (run_id,) = wait_for(lambda: _ids(pg_url, "rq", 1), 600, "enqueue", proc=p)
     with Store.open(pg_url) as store:
         wait_for(lambda: store.get(run_id).epoch >= 1, 600, "epoch 1", proc=p)
         job = _job(store, run_id)
     subprocess.run(["scontrol", "requeue", job], check=True, timeout=60)
     # A requeued job waits (BeginTime) before it is eligible again; let it start now.
-    wait_for(lambda: _sacct(job) in ("PENDING", "REQUEUED"), 120, "the job to be requeued", proc=p)
+    wait_for(lambda: _sacct(job) in ("PENDING", "REQUEUED"), 600, "the job to be requeued", proc=p)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False, timeout=60)
     out, err = p.communicate(timeout=1200)
     assert p.returncode == 0, out + err
@@ -207,7 +207,7 @@ def test_runs_cancel_of_a_pending_and_of_a_running_job(tmp_path, pg_url):
     grid_file(tmp_path, "cx", seeds=(0, 1), epochs=3, extra=f"\n[slurm]\ncpus_per_task = {cpus}\n")
     p = _cli(["run-grid", "cx.toml", "--db", pg_url, "--executor", "slurm", "--max-jobs", "2"], tmp_path,
              IMACSR_TEST_FAULT="slow@2")
-    ids = wait_for(lambda: _ids(pg_url, "cx", 2), 120, "enqueue", proc=p)
+    ids = wait_for(lambda: _ids(pg_url, "cx", 2), 600, "enqueue", proc=p)
     with Store.open(pg_url) as store:
         wait_for(lambda: all(_job(store, i) for i in ids), 300, "both jobs submitted", proc=p)
         jobs = {i: _job(store, i) for i in ids}

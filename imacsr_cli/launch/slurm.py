@@ -282,11 +282,25 @@ def sacct_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
     return states
 
 
+def job_state(job_id: str) -> str | None:
+    """A job's state now: squeue for a job Slurm still holds (sacct may not list a pending job yet),
+    else sacct; None when neither answers."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
+                             timeout=COMMAND_TIMEOUT_S, check=False).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        out = []
+    if out:
+        return out[0]
+    st = (sacct_states([job_id]) or {}).get(job_id)
+    return st[0] if st else None
+
+
 def cancel_job(job_id: str) -> str:
     """``imacsr runs cancel`` of a Slurm run: scancel a pending job, SIGTERM a running one's trainer (it
     stops with its checkpoint; the job then ends). Also when no scheduler watches it any more. Returns
     what was done, as a note for the user."""
-    state = (sacct_states([job_id]) or {}).get(job_id, ("UNKNOWN", ""))[0]
+    state = job_state(job_id) or "UNKNOWN"
     if state not in LIVE_STATES:
         return f"; its Slurm job {job_id} is already {state}"
     cmd = ["scancel", job_id] if state in WAITING_STATES else ["scancel", "--signal=TERM", job_id]
@@ -402,12 +416,12 @@ class SlurmExecutor:
         if not handle or not handle.startswith("slurm:"):
             return None
         job_id = handle.split(":", 1)[1]
-        states = sacct_states([job_id]) or {}
-        if states.get(job_id, ("GONE", ""))[0] not in LIVE_STATES:
+        state = job_state(job_id)
+        if state not in LIVE_STATES:
             return None
         self.monitor.watch(job_id)
         with self.monitor._lock:
-            self.monitor._states[job_id] = states[job_id]
+            self.monitor._states[job_id] = (state, "")
         return SlurmJob(run_id=run_id, paths=paths, slot=slot, job_id=job_id, monitor=self.monitor,
                         started=started or 0.0)
 

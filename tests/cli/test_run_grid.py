@@ -213,7 +213,7 @@ def _schema_ready(tmp_path: Path) -> bool:
 
 
 def _wait_for_launch(tmp_path: Path, grid: str, proc) -> list[str]:
-    wait_for(lambda: _schema_ready(tmp_path), 60, "the database", proc=proc)
+    wait_for(lambda: _schema_ready(tmp_path), 300, "the database", proc=proc)
     with _store(tmp_path) as store:
         ids = wait_for(lambda: store.grid_run_ids(grid), 60, "enqueue", proc=proc)
         wait_for(lambda: all(store.get(i).trainer_pid for i in ids), 60, "launch", proc=proc)

@@ -46,6 +46,13 @@ def _sacct(job_id: str) -> str:
     return out.split()[0] if out else ""
 
 
+def _now(job_id: str) -> str:
+    """A live job's state (squeue: sacct may not list a pending job yet), else sacct's."""
+    from imacsr_cli.launch.slurm import job_state
+
+    return job_state(job_id) or ""
+
+
 def _job(store: Store, run_id: str) -> str | None:
     handle = store.get(run_id).handle
     return handle.split(":", 1)[1] if handle and handle.startswith("slurm:") else None
@@ -106,7 +113,7 @@ def test_kill_9_of_the_scheduler_then_a_restart_reattaches_to_its_jobs(tmp_path,
         jobs = [_job(store, i) for i in ids]
     p.send_signal(signal.SIGKILL)
     p.communicate()
-    assert [_sacct(j) for j in jobs] == ["RUNNING", "RUNNING"]  # a Slurm job outlives its scheduler
+    assert [_now(j) for j in jobs] == ["RUNNING", "RUNNING"]  # a Slurm job outlives its scheduler
     r = _run(args, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 trainers started" in r.stdout  # nothing submitted again
@@ -144,7 +151,7 @@ def test_scontrol_requeue_of_a_running_job_resumes_from_its_checkpoint(tmp_path,
         job = _job(store, run_id)
     subprocess.run(["scontrol", "requeue", job], check=True, timeout=60)
     # A requeued job waits (BeginTime) before it is eligible again; let it start now.
-    wait_for(lambda: _sacct(job) in ("PENDING", "REQUEUED"), 600, "the job to be requeued", proc=p)
+    wait_for(lambda: _now(job) in ("PENDING", "REQUEUED"), 600, "the job to be requeued", proc=p)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False, timeout=60)
     out, err = p.communicate(timeout=1200)
     assert p.returncode == 0, out + err
@@ -211,9 +218,9 @@ def test_runs_cancel_of_a_pending_and_of_a_running_job(tmp_path, pg_url):
     with Store.open(pg_url) as store:
         wait_for(lambda: all(_job(store, i) for i in ids), 300, "both jobs submitted", proc=p)
         jobs = {i: _job(store, i) for i in ids}
-        running = wait_for(lambda: [i for i in ids if _sacct(jobs[i]) == "RUNNING"], 600, "one job running", proc=p)[0]
+        running = wait_for(lambda: [i for i in ids if _now(jobs[i]) == "RUNNING"], 600, "one job running", proc=p)[0]
         (pending,) = [i for i in ids if i != running]
-        assert _sacct(jobs[pending]) == "PENDING"
+        assert _now(jobs[pending]) == "PENDING"
         wait_for(lambda: starts(_run_dir(tmp_path, running)), 600, "the running trainer's start", proc=p)
         for run_id in (pending, running):
             c = _run(["runs", "cancel", run_id, "--db", pg_url], tmp_path)

@@ -41,7 +41,7 @@ def _schema_ready(tmp_path: Path) -> bool:
 
 
 def _wait_enqueued(tmp_path: Path, grid: str, proc) -> list[str]:
-    wait_for(lambda: _schema_ready(tmp_path), 60, "the database", proc=proc)
+    wait_for(lambda: _schema_ready(tmp_path), 300, "the database", proc=proc)
     with _store(tmp_path) as store:
         return wait_for(lambda: store.grid_run_ids(grid), 60, "enqueue", proc=proc)
 

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "launch")
 from imacsr_cli.launch import LocalExecutor, Observer, Scheduler, plan_slots  # noqa: E402
 from imacsr_cli.launch.scheduler import ActiveRun  # noqa: E402
 from imacsr_cli.spec.grid import GridSpec  # noqa: E402
-from imacsr_cli.spec.paths import RunPaths  # noqa: E402
+from imacsr_cli.rundir import RunPaths  # noqa: E402
 from imacsr_cli.store import Store  # noqa: E402
-from imacsr_cli.train.events import read_events  # noqa: E402
+from imacsr_cli.rundir import read_events  # noqa: E402
 from orchhelp import grid_file  # noqa: E402  (the orchestration tests' tiny grid)
 
 
@@ -104,11 +104,11 @@ def main() -> None:
         first, epoch_lag, end_lag, trainer_wall = [], [], [], []
         for row in rows:
             events, _ = read_events(RunPaths.of(Path(tmp) / "runs", row.run_id).events)
-            by_kind = {e["event"]: e for e in events}
-            first.append(by_kind["start"]["time"] - clock.launched_at[row.run_id])
-            epoch_lag.append(clock.epoch_recorded[row.run_id] - by_kind["epoch"]["time"])
-            end_lag.append(clock.finished_at[row.run_id] - by_kind["end"]["time"])
-            trainer_wall.append(by_kind["end"]["time"] - clock.launched_at[row.run_id])
+            by_kind = {e.kind: e for e in events}
+            first.append(by_kind["start"].time - clock.launched_at[row.run_id])
+            epoch_lag.append(clock.epoch_recorded[row.run_id] - by_kind["epoch"].time)
+            end_lag.append(clock.finished_at[row.run_id] - by_kind["end"].time)
+            trainer_wall.append(by_kind["end"].time - clock.launched_at[row.run_id])
         store.close()
         # With one slot, the next run starts when the previous trainer has exited: the gap is process
         # teardown (interpreter + torch shutdown) + the poll interval + the launch's DB work.

@@ -1,4 +1,4 @@
-"""Errors a user can cause, and the exit codes shared by the trainer and the scheduler.
+"""Errors a user can cause (the trainer's exit codes are in imacsr_cli/rundir/codes.py).
 
 Library code raises these; the CLI turns them into one line on stderr and an exit code.
 Anything else that escapes is a bug and keeps its traceback.
@@ -43,12 +43,8 @@ class NotFound(ImacsrError):
     exit_code = 2
 
 
-# Exit codes of the trainer process (python -m imacsr_cli.train RUN_DIR). The scheduler reads them
-# to classify a failure; keep both sides on these names.
-EXIT_OK = 0
-EXIT_CRASH = 1  # an unexpected exception (traceback in train.log)
-EXIT_BAD_SPEC = 2  # spec.json invalid, unknown model or dataset, missing data root
-EXIT_NONFINITE = 3  # loss became NaN or inf
-EXIT_OOM = 4  # out of memory (CUDA or CPU allocator)
-EXIT_LOCKED = 5  # another trainer holds RUN_DIR/.lock
-EXIT_INTERRUPTED = 6  # SIGTERM/SIGINT or parent gone; the last checkpoint is intact
+
+class UsageError(ImacsrError):
+    """An option value that cannot work (a lease shorter than the heartbeat, a negative retry count...)."""
+
+    exit_code = 2

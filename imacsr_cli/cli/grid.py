@@ -15,16 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from imacsr_cli import metric_names as mn
+from imacsr_cli.cli.options import db_option
+
 if TYPE_CHECKING:  # pragma: no cover
     from imacsr_cli.launch import ActiveRun, Outcome, Slot
 
 MAX_NOTES = 3  # grid notes (rows that repeat a run...) shown before "and N more"
-DB_HELP = "Results database URL or SQLite path (env IMACSR_DB; default sqlite:///results/imacsr.db)."
 
 
 def run_grid(
     path: str = typer.Argument(..., help="Grid file; looked for as given, then under experiments/."),
-    db: str = typer.Option(None, "--db", envvar="IMACSR_DB", show_envvar=False, help=DB_HELP),
+    db: str = db_option(),
     runs_dir: Path = typer.Option(Path("results/runs"), "--runs-dir", help="Run directories go to DIR/<run_id>."),
     jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Runs at once (default: one per visible GPU, else 1)."),
     gpus: str = typer.Option(None, "--gpus", help="GPU indices to use, e.g. 0,1 ('cpu' = none; default: all visible)."),
@@ -47,19 +49,14 @@ def run_grid(
     slurm_flag: list[str] = typer.Option(None, "--slurm-flag", help="An extra sbatch flag, e.g. --slurm-flag=--constraint=a100 (repeatable; [slurm] extra)."),
 ) -> None:
     """Plan, enqueue and run every run of a grid; exit 0 only when all of them succeeded."""
-    from imacsr_cli.errors import ImacsrError, NotFound, RunFailed, SpecError
-    from imacsr_cli.launch import LocalExecutor, Scheduler, parse_gpus, plan_slots
+    from imacsr_cli.errors import ImacsrError, RunFailed, SpecError
+    from imacsr_cli.launch import LocalExecutor, Scheduler, limits, parse_gpus, plan_slots
     from imacsr_cli.launch.executor import available_cores
-    from imacsr_cli.launch.plan import missing_data, orphaned
-    from imacsr_cli.spec.grid import GridSpec
-    from imacsr_cli.store import Store
-    from imacsr_cli.train.events import HEARTBEAT_SECONDS
+    from imacsr_cli.launch.plan import make_plan
 
-    if timeout is not None and timeout < 2 * HEARTBEAT_SECONDS:
-        raise typer.BadParameter(f"at least {2 * HEARTBEAT_SECONDS:g} (trainers report every "
-                                 f"{HEARTBEAT_SECONDS:g} s)", param_hint="--timeout")
-    if lease < 5:
-        raise typer.BadParameter("at least 5 seconds", param_hint="--lease")
+    limits.check_timeout(timeout)
+    limits.check_lease(lease)
+    limits.check_retries(retries)
     if executor not in ("local", "slurm"):
         raise typer.BadParameter(f"expected local or slurm, got {executor!r}", param_hint="--executor")
     try:
@@ -67,37 +64,22 @@ def run_grid(
     except ImacsrError as exc:
         raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--gpus") from None
 
-    grid = GridSpec.find(path)
     slurm = None
-    if executor == "slurm":
+    if executor == "slurm":  # checked before the plan opens (and maybe creates) the database
         from imacsr_cli.launch.slurm import SlurmResources, parse_time
+        from imacsr_cli.spec.grid import GridSpec
 
-        slurm = SlurmResources.from_table(grid.slurm, str(grid.path or path)).override(
+        table = GridSpec.find(path)
+        slurm = SlurmResources.from_table(table.slurm, str(table.path or path)).override(
             partition=slurm_partition, time=parse_time(slurm_time, "--slurm-time") if slurm_time else None,
             gpus=slurm_gpus, cpus_per_task=slurm_cpus, mem=slurm_mem, account=slurm_account, qos=slurm_qos,
             extra=tuple(slurm_flag or ()))
         from imacsr_cli.launch import Slot as _Slot
 
         slots = [_Slot(i) for i in range(max_jobs or 4)]
-    rows = grid.expand()
-    valid = [r for r in rows if r.error is None]
-    problems = grid.check() + missing_data([r.spec for r in valid])
-    where = grid.path or path
-
-    ids = [r.run_id for r in valid]
-    try:
-        store = Store.open(db, create=not (plan_only or problems))
-    except NotFound:  # --plan on a database that does not exist yet: everything is new; create nothing
-        store = None
-        counts = {"new": len(ids), "queued": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
-    else:
-        try:
-            counts = store.plan(run_ids=ids)
-            counts["orphaned"] = len(orphaned(store, ids, lease)) if counts["running"] else 0
-        finally:
-            if plan_only or problems:
-                store.close()
-    typer.echo(_plan_text(grid.name, str(where), len(rows), counts, slots, available_cores(), slurm))
+    plan = make_plan(path, db, lease, plan_only=plan_only)
+    grid, rows, valid, problems, counts = plan.grid, plan.rows, plan.valid, plan.problems, plan.counts
+    typer.echo(_plan_text(grid.name, plan.where, len(rows), counts, slots, available_cores(), slurm))
     for line in grid.warnings[:MAX_NOTES]:
         typer.echo(f"note: {line}")
     if len(grid.warnings) > MAX_NOTES:
@@ -106,11 +88,10 @@ def run_grid(
         for line in problems:
             typer.echo(f"cannot run: {line}")
         raise SpecError(f"grid {grid.name}: some runs cannot run (see above); nothing enqueued")
-    if store is None or plan_only:
+    if plan.store is None:
         return
-    with store:
-        store.upsert_grid(grid)
-        store.enqueue(grid.name, valid, prune=True)
+    with plan.store as store:
+        plan.enqueue()
 
         labels = {r.run_id: r.describe() for r in valid}
         observer: _Plain | _Live = _Live(labels, len(valid)) if sys.stdout.isatty() else _Plain(labels, len(valid))
@@ -299,8 +280,8 @@ class _Live(_Plain):
                      Text(f"{done}/{total} done · {c.get('succeeded', 0)} ok · {c.get('failed', 0)} failed · "
                           f"{len(self.active)} running here · {c.get('queued', 0)} queued"))
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("run", "slot", "spec", "epoch", "step", "loss", "mIoU", "ETA"):
-            table.add_column(col, no_wrap=True, justify="right" if col in ("epoch", "step", "loss", "mIoU", "ETA")
+        for col in ("run", "slot", "spec", "epoch", "step", mn.LOSS, mn.MIOU, "ETA"):
+            table.add_column(col, no_wrap=True, justify="right" if col in ("epoch", "step", mn.LOSS, mn.MIOU, "ETA")
                              else "left")
         now = time.time()
         for a in sorted(self.active, key=lambda x: x.slot.index):

@@ -7,6 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from imacsr_cli import metric_names as mn
+from imacsr_cli.rundir import End, Epoch, Event, Start, Step
+
 
 class TrainProgress:
     def __init__(self) -> None:
@@ -27,19 +30,18 @@ class TrainProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def on_event(self, ev: dict[str, Any]) -> None:
-        kind = ev["event"]
-        if kind == "start":
-            self.steps_per_epoch = max(ev["steps_per_epoch"], 1)
-            total = ev["epochs"] * self.steps_per_epoch
-            self.task = self.progress.add_task("starting", total=total, completed=ev["resumed_from"] * self.steps_per_epoch)
-            if ev["resumed_from"]:
-                self.console.print(f"resumed after epoch {ev['resumed_from']}")
-        elif kind == "step" and ev.get("phase") == "train" and self.task is not None:
-            done = (ev["epoch"] - 1) * self.steps_per_epoch + ev["step"]
-            desc = f"epoch {ev['epoch']} loss {ev['loss']:.3f}{self.val}"
-            self.progress.update(self.task, completed=done, description=desc)
-        elif kind == "epoch" and ev.get("val"):
-            self.val = f" mIoU {100 * ev['val']['mIoU']:.1f}"
-        elif kind == "end":
-            self.end_message = ev.get("message") or ""
+    def on_event(self, ev: Event | Step) -> None:
+        if isinstance(ev, Start):
+            self.steps_per_epoch = max(ev.steps_per_epoch, 1)
+            total = ev.epochs * self.steps_per_epoch
+            self.task = self.progress.add_task("starting", total=total, completed=ev.resumed_from * self.steps_per_epoch)
+            if ev.resumed_from:
+                self.console.print(f"resumed after epoch {ev.resumed_from}")
+        elif isinstance(ev, Step) and ev.phase == "train" and self.task is not None:
+            done = (ev.epoch - 1) * self.steps_per_epoch + ev.step
+            loss = "-" if ev.loss is None else f"{ev.loss:.3f}"
+            self.progress.update(self.task, completed=done, description=f"epoch {ev.epoch} loss {loss}{self.val}")
+        elif isinstance(ev, Epoch) and ev.val.get(mn.MIOU) is not None:
+            self.val = f" {mn.MIOU} {100 * ev.val[mn.MIOU]:.1f}%"
+        elif isinstance(ev, End):
+            self.end_message = ev.message

@@ -12,6 +12,8 @@ from typing import Any
 
 import typer
 
+from imacsr_cli import metric_names as mn
+from imacsr_cli.cli.options import db_option
 from imacsr_cli.errors import ImacsrError
 
 
@@ -25,7 +27,7 @@ TABLES = ("iv", "vi")
 FIGURES = ("3", "4")
 FORMATS = ("rich", "md", "latex", "csv", "json")
 CONVENTIONS = ("dataset", "paper")
-METRICS = ("mIoU", "mF1", "mPrecision", "mRecall")
+METRICS = mn.MAIN
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
@@ -48,11 +50,11 @@ def report(
     convention: str = typer.Option(
         "dataset", "--convention", metavar="dataset|paper",
         help="Metrics from the dataset-level confusion matrix, or the paper's per-image average (eq. 13)."),
-    db: str = typer.Option(None, "--db", help="Database URL or path (default: $IMACSR_DB, else results/imacsr.db)."),
+    db: str = db_option(),
     explain: str = typer.Option(
         None, "--explain", metavar="CELL",
         help="List the runs behind one cell and how their specs differ, e.g. 'DeepLabv3+/iMacSR/cityscapes'."),
-    metric: str = typer.Option("mIoU", "--metric", help="Metric of Table VI and of the findings checks."),
+    metric: str = typer.Option(mn.MIOU, "--metric", help="Metric of Table VI and of the findings checks."),
 ) -> None:
     """Tables and figures of the paper from the results database, beside the published values.
 
@@ -62,7 +64,7 @@ def report(
     figure = _choice(figure, FIGURES, "--figure")
     fmt = _choice(fmt, FORMATS, "--format") or "rich"
     convention = _choice(convention, CONVENTIONS, "--convention") or "dataset"
-    metric = _choice(metric, METRICS, "--metric") or "mIoU"
+    metric = _choice(metric, METRICS, "--metric") or mn.MIOU
     if not (table or figure or all_):
         raise UsageProblem("say what to report: --table iv|vi, --figure 3|4 or --all")
 

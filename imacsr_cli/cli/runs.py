@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -13,18 +10,19 @@ from typing import Any
 
 import typer
 
-from imacsr_cli.cli.grid import DB_HELP
+from imacsr_cli import metric_names as mn
+from imacsr_cli.cli.options import db_option
 from imacsr_cli.cli.status import age, cells_text, table
 
 runs_app = typer.Typer(help="Show, follow, retry or cancel single runs.", no_args_is_help=True)
 
-_DB = typer.Option(None, "--db", envvar="IMACSR_DB", show_envvar=False, help=DB_HELP)
+_DB = db_option()
 _RUNS_DIR = typer.Option(Path("results/runs"), "--runs-dir",
                          help="Where run directories are, for runs not started yet.")
 
 
 def _run_dir(run: dict[str, Any] | Any, runs_dir: Path) -> Path:
-    from imacsr_cli.spec.paths import RunPaths
+    from imacsr_cli.rundir import RunPaths
 
     stored = run["run_dir"] if isinstance(run, dict) else run.run_dir
     run_id = run["run_id"] if isinstance(run, dict) else run.run_id
@@ -39,12 +37,12 @@ def show(
     runs_dir: Path = _RUNS_DIR,
 ) -> None:
     """A run's spec, state, metrics, files and last events."""
-    from imacsr_cli.spec.paths import RunPaths
+    from imacsr_cli.rundir import RunPaths
     from imacsr_cli.store import Store
 
     with Store.open(db, create=False) as store:
         r = store.run(run_id, events=events)
-        metrics = store.metrics_frame([r["run_id"]], split="train", names=["loss"])
+        metrics = store.metrics_frame([r["run_id"]], split="train", names=[mn.LOSS])
     paths = RunPaths(_run_dir(r, runs_dir))
     now = time.time()
     out = [f"run {r['run_id']}", ""]
@@ -67,17 +65,22 @@ def show(
                                 f"({age(now - r[key])} ago)"))
     if r["exit_code"] is not None:
         info.append(("exit code", r["exit_code"]))
+    if r["retries"]:
+        info.append(("retries", r["retries"]))
+    if r["code"] is not None:
+        info.append(("code", r["code"].describe()))
     out += [f"  {k + ':':<12}{v}" for k, v in info]
     if r["message"]:
         out += ["", "message:"] + [f"  {line}" for line in str(r["message"]).splitlines()]
     out += ["", "spec:"] + [f"  {line}" for line in _spec_lines(r["spec"])]
     if r["final"]:
-        main = [k for k in ("mIoU", "mF1", "mPrecision", "mRecall") if k in r["final"]]
+        main = [k for k in mn.MAIN if k in r["final"]]
         out += ["", "final metrics (dataset level, %):",
                 "  " + "  ".join(f"{k} {100 * r['final'][k]:.2f}" for k in main)]
-        paper = [k for k in r["final"] if k.startswith("paper/")]
+        paper = [k for k in mn.MAIN if mn.convention_name(k, mn.PAPER) in r["final"]]
         if paper:
-            out.append("  eq. (13) per image: " + "  ".join(f"{k[6:]} {100 * r['final'][k]:.2f}" for k in paper))
+            out.append("  eq. (13) per image: " + "  ".join(
+                f"{k} {100 * r['final'][mn.convention_name(k, mn.PAPER)]:.2f}" for k in paper))
     elif r["last_val"]:
         out += ["", "last evaluation (%): " + "  ".join(f"{k} {100 * v:.2f}" for k, v in r["last_val"].items()
                                                        if v is not None)]
@@ -116,7 +119,7 @@ def logs(
 ) -> None:
     """Print the run's train.log (and follow it while the run is queued or running)."""
     from imacsr_cli.errors import NotFound
-    from imacsr_cli.spec.paths import RunPaths
+    from imacsr_cli.rundir import RunPaths
     from imacsr_cli.store import Store
 
     with Store.open(db, create=False) as store:
@@ -195,30 +198,22 @@ def cancel(
     db: str = _DB,
 ) -> None:
     """Cancel a queued or running run; a running trainer on this host gets SIGTERM."""
-    from imacsr_cli.launch.executor import trainer_of
+    from imacsr_cli.launch.cancel import cancel_run
     from imacsr_cli.store import Store
 
     with Store.open(db, create=False) as store:
-        rec = store.get(run_id)
-        if not store.cancel(rec.run_id):
-            typer.echo(f"{rec.run_id} is already {rec.state}; nothing to cancel")
-            return
-        note = ""
-        # The database first, then the signal: the scheduler then finds the run cancelled, not interrupted.
-        if rec.state == "running" and rec.trainer_pid and rec.run_dir:
-            if rec.host == socket.gethostname() and trainer_of(rec.trainer_pid, Path(rec.run_dir)):
-                try:
-                    os.killpg(rec.trainer_pid, signal.SIGTERM)
-                    note = f"; SIGTERM sent to its trainer (pid {rec.trainer_pid})"
-                except OSError:
-                    pass
-            elif rec.host != socket.gethostname():
-                note = f"; its scheduler on {rec.host} stops the trainer at its next heartbeat"
-        elif rec.state == "running" and rec.handle and rec.handle.startswith("slurm:"):
-            from imacsr_cli.launch.slurm import cancel_job
-
-            note = cancel_job(rec.handle.split(":", 1)[1])
-        typer.echo(f"{rec.run_id} cancelled (was {rec.state}){note}")
+        c = cancel_run(store, run_id)
+    if not c.cancelled:
+        typer.echo(f"{c.run_id} is already {c.was}; nothing to cancel")
+        return
+    note = ""
+    if c.signalled_pid is not None:
+        note = f"; SIGTERM sent to its trainer (pid {c.signalled_pid})"
+    elif c.remote_host is not None:
+        note = f"; its scheduler on {c.remote_host} stops the trainer at its next heartbeat"
+    elif c.slurm_note:
+        note = c.slurm_note
+    typer.echo(f"{c.run_id} cancelled (was {c.was}){note}")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,9 @@ def train(
     overrides: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.epochs=2."),
 ) -> None:
     """Train one run and write spec.json, events.jsonl, checkpoint.pt, result.json, train.log."""
+    from imacsr_cli import metric_names as mn
     from imacsr_cli.cli.progress import TrainProgress
+    from imacsr_cli.rundir import RunPaths, read_result, write_spec
     from imacsr_cli.spec import RunSpec, resolve
     from imacsr_cli.spec.runspec import read_toml, set_dotted
     from imacsr_cli.train.loop import run
@@ -38,26 +39,24 @@ def train(
     for item in overrides:
         set_dotted(tree, *_parse_override(item))
     spec = resolve(RunSpec.from_dict(tree, source=str(spec_file)), source=str(spec_file))
-    run_dir = run_dir or Path("results/runs") / spec.run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    spec_path = run_dir / "spec.json"
-    if spec_path.exists():
-        existing = resolve(RunSpec.from_json(spec_path))
+    paths = RunPaths(run_dir or Path("results/runs") / spec.run_id)
+    if paths.spec.exists():
+        existing = resolve(RunSpec.from_json(paths.spec))
         if existing.run_id != spec.run_id:
-            raise SpecError(f"{run_dir}: holds run {existing.run_id}, not {spec.run_id}; choose another --run-dir")
-    else:
-        spec_path.write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
-    typer.echo(f"run {spec.run_id} in {run_dir}")
+            raise SpecError(f"{paths.root}: holds run {existing.run_id}, not {spec.run_id}; choose another --run-dir")
+    write_spec(paths, spec.to_dict())  # the scheduler writes it the same way
+    typer.echo(f"run {spec.run_id} in {paths.root}")
     with TrainProgress() as progress:
-        code = run(run_dir, listener=progress.on_event)
+        code = run(paths.root, listener=progress.on_event)
     if code != 0:
-        raise RunFailed(f"run {spec.run_id} failed (exit {code}): {progress.end_message or 'see ' + str(run_dir / 'train.log')}")
-    result = json.loads((run_dir / "result.json").read_text())
-    m = result["metrics"]["dataset"]
-    typer.echo(
-        f"succeeded: mIoU {100 * m['mIoU']:.2f}  mF1 {100 * m['mF1']:.2f}  mPrecision {100 * m['mPrecision']:.2f}"
-        f"  mRecall {100 * m['mRecall']:.2f}  (dataset-level, %)  →  {run_dir / 'result.json'}"
-    )
+        raise RunFailed(f"run {spec.run_id} failed (exit {code}): {progress.end_message or 'see ' + str(paths.log)}")
+    means = read_result(paths, spec.run_id).dataset.means
+    shown = "  ".join(f"{name} {_pct(means[name])}" for name in mn.MAIN)
+    typer.echo(f"succeeded: {shown}  (dataset-level, %)  →  {paths.result}")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 what it reports (observer.py), run-grid's plan-time checks (plan.py) and the failure taxonomy.
 Imports neither torch nor pandas."""
 
+from imacsr_cli.launch import limits
 from imacsr_cli.launch.classify import Outcome, classify
 from imacsr_cli.launch.executor import Executor, Job, LocalExecutor, Slot, detect_gpus, parse_gpus, plan_slots
 from imacsr_cli.launch.observer import ActiveRun, GridOutcome, Observer
@@ -19,6 +20,7 @@ __all__ = [
     "Slot",
     "classify",
     "detect_gpus",
+    "limits",
     "parse_gpus",
     "plan_slots",
 ]

@@ -25,34 +25,12 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from imacsr_cli.errors import (
-    EXIT_BAD_SPEC,
-    EXIT_CRASH,
-    EXIT_INTERRUPTED,
-    EXIT_LOCKED,
-    EXIT_NONFINITE,
-    EXIT_OK,
-    EXIT_OOM,
-)
-
-# Reasons a retry can cure: the run itself is fine, its circumstances were not.
-RETRYABLE = frozenset({"interrupted", "orphaned", "oom"})
+from imacsr_cli.rundir import End, codes
+from imacsr_cli.rundir.codes import RETRYABLE
 
 Verdict = Literal["succeeded", "failed", "requeue", "cancelled"]
-
-_BY_EXIT = {
-    EXIT_CRASH: "crashed",
-    EXIT_BAD_SPEC: "bad_spec",
-    EXIT_NONFINITE: "nonfinite",
-    EXIT_OOM: "oom",
-    EXIT_LOCKED: "locked",
-    EXIT_INTERRUPTED: "interrupted",
-}
-# The trainer's end-event reasons, in the store's vocabulary.
-_END_REASON = {"crash": "crashed", "oom": "oom", "nonfinite": "nonfinite", "interrupted": "interrupted",
-               "locked": "locked", "bad_spec": "bad_spec"}
 
 LOG_TAIL_LINES = 12
 
@@ -73,7 +51,7 @@ def classify(
     exit_code: int | None,
     *,
     result_exists: bool,
-    end_event: dict[str, Any] | None = None,
+    end_event: End | None = None,
     log_tail: list[str] | None = None,
     timed_out: str | None = None,
     stopped: bool = False,
@@ -87,37 +65,36 @@ def classify(
     """
     if result_exists:
         return Outcome("succeeded", None, "", exit_code)
-    end = end_event or {}
-    end_msg = str(end.get("message") or "").strip()
+    end_msg = (end_event.message if end_event else "").strip()
     if cancelled:
-        return Outcome("cancelled", "cancelled", "cancelled by the user", exit_code)
+        return Outcome("cancelled", codes.CANCELLED, "cancelled by the user", exit_code)
     if timed_out:
-        return Outcome("failed", "timeout", timed_out, exit_code)
-    if exit_code == EXIT_LOCKED:
-        return Outcome("requeue", "locked", end_msg or "RUN_DIR is locked by another trainer", exit_code)
+        return Outcome("failed", codes.TIMEOUT, timed_out, exit_code)
+    if exit_code == codes.EXIT_LOCKED:
+        return Outcome("requeue", codes.LOCKED, end_msg or "RUN_DIR is locked by another trainer", exit_code)
     if stopped:
-        return Outcome("requeue", "interrupted", "stopped by the scheduler (shutdown); resumes from its checkpoint",
-                       exit_code)
+        return Outcome("requeue", codes.INTERRUPTED,
+                       "stopped by the scheduler (shutdown); resumes from its checkpoint", exit_code)
 
-    reason = _BY_EXIT.get(exit_code) if exit_code is not None else None
-    if reason is None and end.get("reason") in _END_REASON:
-        reason = _END_REASON[end["reason"]]
-    if exit_code == EXIT_OK:
-        reason = "crashed"
+    reason = codes.REASON_OF_EXIT.get(exit_code) if exit_code is not None else None
+    if reason is None and end_event is not None and end_event.reason in codes.REASONS:
+        reason = end_event.reason
+    if exit_code == codes.EXIT_OK:
+        reason = codes.CRASHED
         end_msg = "exited 0 without writing result.json"
     if reason is None:
-        reason = "crashed"
-    if reason == "crashed":
-        return Outcome("failed", "crashed", _crash_message(exit_code, end_msg, log_tail or []), exit_code)
+        reason = codes.CRASHED
+    if reason == codes.CRASHED:
+        return Outcome("failed", codes.CRASHED, _crash_message(exit_code, end_msg, log_tail or []), exit_code)
     return Outcome("failed", reason, end_msg or _default_message(reason, exit_code), exit_code)
 
 
 def _default_message(reason: str, exit_code: int | None) -> str:
     return {
-        "bad_spec": "bad spec or missing data (see train.log)",
-        "nonfinite": "loss became NaN or inf",
-        "oom": "out of memory",
-        "interrupted": "interrupted (SIGTERM/SIGINT from outside the scheduler)",
+        codes.BAD_SPEC: "bad spec or missing data (see train.log)",
+        codes.NONFINITE: "loss became NaN or inf",
+        codes.OOM: "out of memory",
+        codes.INTERRUPTED: "interrupted (SIGTERM/SIGINT from outside the scheduler)",
     }.get(reason, f"exit code {exit_code}")
 
 

@@ -2,9 +2,14 @@
 
 A *slot* is one place a trainer can run: a GPU share (``--gpus 0,1 --per-gpu 2`` → four slots) or a
 CPU share (``--jobs N`` → N slots with cores // N threads each). The executor starts one trainer
-subprocess per submitted run, ``python -m imacsr_cli.train RUN_DIR``, in its own session (so Ctrl-C
-in the terminal reaches the scheduler only, and the scheduler decides what the trainers get), with
-IMACSR_PARENT_PID set (so a trainer whose scheduler died stops by itself).
+subprocess per submitted run (``trainer_command``: ``python -P -m imacsr_cli.train RUN_DIR``), in its
+own session (so Ctrl-C in the terminal reaches the scheduler only, and the scheduler decides what the
+trainers get), with IMACSR_PARENT_PID set (so a trainer whose scheduler died stops by itself).
+
+The trainer imports the scheduler's own code, whatever the working directory: ``python -m`` would put
+the working directory first on sys.path, so run-grid started inside another checkout would train with
+that checkout's ``imacsr_cli``. ``-P`` (Python 3.11+) leaves it out and PYTHONPATH starts with the
+folder that holds this package; on 3.10 a ``-c`` bootstrap replaces sys.path[0] with that folder.
 
 Nothing here knows about the database; the scheduler owns that.
 """
@@ -23,7 +28,9 @@ from pathlib import Path
 from typing import Protocol
 
 from imacsr_cli.errors import ImacsrError
-from imacsr_cli.spec.paths import RunPaths
+from imacsr_cli.rundir import RunPaths, package_root
+
+TRAINER_MODULE = "imacsr_cli.train"
 
 @dataclass(frozen=True)
 class Slot:
@@ -171,12 +178,18 @@ class LocalJob:
             return None
 
 
-def _package_root() -> str:
-    # The directory that holds imacsr_cli/, so the trainer imports the same code as the scheduler
-    # whatever the working directory and whether or not the package is installed.
-    import imacsr_cli
-
-    return str(Path(imacsr_cli.__file__).resolve().parent.parent)
+def trainer_command(python: str, run_dir: Path, root: Path, version: tuple[int, ...] | None = None) -> list[str]:
+    """The argv that trains ``run_dir`` with the ``imacsr_cli`` found in ``root`` (and only there
+    first: never the working directory's). ``version``: the interpreter's (major, minor), by default
+    this one's (the executor runs trainers with its own interpreter)."""
+    version = tuple(sys.version_info[:2]) if version is None else tuple(version[:2])
+    if version >= (3, 11):
+        return [python, "-P", "-m", TRAINER_MODULE, str(run_dir)]
+    # Python 3.10 has no -P: with -c, sys.path[0] is the working directory; put the package root there
+    # instead and run the module as -m would (sys.argv[0] becomes its file, so argv[1] is RUN_DIR).
+    boot = (f"import runpy, sys; sys.path[0] = {str(root)!r}; "
+            f"runpy.run_module({TRAINER_MODULE!r}, run_name='__main__', alter_sys=True)")
+    return [python, "-c", boot, str(run_dir)]
 
 
 class LocalExecutor:
@@ -192,14 +205,17 @@ class LocalExecutor:
         self.host = socket.gethostname()
 
     def command(self, paths: RunPaths) -> list[str]:
-        return [self.python, "-m", "imacsr_cli.train", str(paths.root)]
+        return trainer_command(self.python, paths.root, package_root())
 
     def environment(self, slot: Slot, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ)
         env.update(slot.env())
         env["IMACSR_PARENT_PID"] = str(os.getpid())
-        root = _package_root()
-        env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        # The folder that holds this imacsr_cli first, so the trainer imports the scheduler's code
+        # whether or not the package is installed (and whatever the working directory: -P).
+        root = str(package_root())
+        env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                                                      if p and p != root])
         env.setdefault("PYTHONUNBUFFERED", "1")
         if extra:
             env.update(extra)
@@ -251,7 +267,8 @@ def trainer_of(pid: int | None, run_dir: Path) -> bool:
             argv = fh.read().split(b"\0")
     except OSError:
         return False
-    return b"imacsr_cli.train" in argv and any(
+    # -m imacsr_cli.train, or the 3.10 bootstrap that names the module inside its -c code.
+    return any(TRAINER_MODULE.encode() in a for a in argv) and any(
         a and Path(a.decode(errors="replace")).resolve() == run_dir.resolve() for a in argv[-2:]
     )
 

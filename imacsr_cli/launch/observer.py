@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from imacsr_cli.launch.classify import Outcome
 from imacsr_cli.launch.executor import Job, Slot
-from imacsr_cli.spec.paths import RunPaths
+from imacsr_cli.rundir import End, RunPaths
 from imacsr_cli.store import RunRecord
 
 
@@ -38,7 +37,7 @@ class ActiveRun:
     miou: float | None = None
     resumed_from: int | None = None
     started_at: float | None = None  # time of this attempt's start event
-    end: dict[str, Any] | None = None
+    end: End | None = None  # this attempt's end event
     stop_reason: str | None = None  # shutdown | timeout | lost
     stop_at: float = 0.0  # monotonic time of the SIGTERM
     killed: bool = False

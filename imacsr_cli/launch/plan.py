@@ -1,13 +1,67 @@
-"""Plan-time checks of run-grid, before anything is enqueued or launched: which runs cannot find their
-data, and which "running" runs are really orphans that the scheduler will resume.
+"""run-grid's plan, before anything is enqueued or launched: the grid's runs, what the database already
+knows of them (new / done / failed / running elsewhere / orphaned), and what cannot run (an uninstalled
+model or dataset, a missing data root). ``make_plan`` assembles it; the CLI only prints it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+from imacsr_cli.errors import NotFound
 from imacsr_cli.launch.executor import pid_alive
-from imacsr_cli.store import Store
+from imacsr_cli.store import STATES, Store
+
+
+@dataclass
+class GridPlan:
+    """What run-grid will do. ``store`` is open (and the caller closes it) only when the plan can be
+    carried out: not ``plan_only`` and no ``problems``."""
+
+    grid: Any  # spec.grid.GridSpec
+    where: str  # the grid file as found
+    rows: list[Any]  # GridSpec.expand(): every row, with an error for the ones that cannot run
+    valid: list[Any]  # the rows without an error
+    problems: list[str]  # one line per cause that keeps some runs from running: nothing is enqueued
+    counts: dict[str, int]  # new, queued, running, succeeded, failed, cancelled, total, orphaned
+    store: Store | None = field(default=None, repr=False)
+
+    def enqueue(self) -> dict[str, int]:
+        """Record the grid and queue its runs (idempotent; links to runs no longer in it are pruned)."""
+        if self.store is None:
+            raise RuntimeError("this plan cannot be carried out (plan only, or runs that cannot run)")
+        self.store.upsert_grid(self.grid)
+        return self.store.enqueue(self.grid.name, self.valid, prune=True)
+
+
+def make_plan(path: str, db: str | None, lease: float, *, plan_only: bool = False) -> GridPlan:
+    """Read and expand the grid at ``path``, check what it needs, and count its runs in ``db``.
+
+    Nothing is written to the database (a missing SQLite file is not created) when ``plan_only`` or
+    when some runs cannot run. SpecError / NotFound for a bad or missing grid file."""
+    from imacsr_cli.spec.grid import GridSpec
+
+    grid = GridSpec.find(path)
+    rows = grid.expand()
+    valid = [r for r in rows if r.error is None]
+    problems = grid.check() + missing_data([r.spec for r in valid])
+    ids = [r.run_id for r in valid]
+    carry_out = not (plan_only or problems)
+    try:
+        store = Store.open(db, create=carry_out)
+    except NotFound:  # a plan on a database that does not exist yet: everything is new; create nothing
+        counts = {"new": len(ids), **{s: 0 for s in STATES}, "total": len(ids), "orphaned": 0}
+        return GridPlan(grid, str(grid.path or path), rows, valid, problems, counts)
+    try:
+        counts = store.plan(run_ids=ids)
+        counts["orphaned"] = len(orphaned(store, ids, lease)) if counts["running"] else 0
+    except BaseException:
+        store.close()
+        raise
+    if not carry_out:
+        store.close()
+        store = None
+    return GridPlan(grid, str(grid.path or path), rows, valid, problems, counts, store)
 
 
 def orphaned(store: Store, run_ids: list[str], lease: float, host: str | None = None) -> list[str]:

@@ -27,23 +27,34 @@ checks run-grid makes before it enqueues (missing data, orphans) are in plan.py.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
+from imacsr_cli import metric_names as mn
 from imacsr_cli.errors import ImacsrError
+from imacsr_cli.launch import limits
 from imacsr_cli.launch.classify import Outcome, classify, tail_lines
 from imacsr_cli.launch.executor import Executor, Slot, pid_alive, trainer_of
 from imacsr_cli.launch.observer import ActiveRun, GridOutcome, Observer
-from imacsr_cli.spec.paths import RunPaths
+from imacsr_cli.rundir import (
+    HEARTBEAT_SECONDS,
+    End,
+    Epoch,
+    Heartbeat,
+    ResultError,
+    RunPaths,
+    Start,
+    codes,
+    read_events,
+    read_result,
+    write_spec,
+)
 from imacsr_cli.store import NotOwner, RunRecord, Store
 from imacsr_cli.store.claims import local_ns
-from imacsr_cli.train.events import HEARTBEAT_SECONDS, read_events
 
 LAUNCH_MARK = "--- "  # executor.py starts each launch's section of trainer.out with it
 LOCKED_HOLD_S = 3.0  # how long a run whose RUN_DIR was locked waits before it is claimed again
@@ -62,20 +73,14 @@ class Scheduler:
         *,
         timeout: float | None = None,
         retries: int = 0,
-        lease: float = 60.0,
+        lease: float = limits.DEFAULT_LEASE_S,
         grace: float = 10.0,
-        poll: float = 0.2,
+        poll: float = limits.DEFAULT_POLL_S,
         observer: Observer | None = None,
     ):
-        if timeout is not None and timeout < 2 * HEARTBEAT_SECONDS:
-            # The trainer writes a heartbeat every HEARTBEAT_SECONDS at most; a shorter timeout would
-            # kill healthy runs between two heartbeats.
-            raise ImacsrError(f"--timeout must be at least {2 * HEARTBEAT_SECONDS:g} s (trainers report every "
-                              f"{HEARTBEAT_SECONDS:g} s), got {timeout:g}")
-        if lease < 3 * poll or lease <= 0:
-            raise ImacsrError(f"--lease must be at least a few seconds, got {lease:g}")
-        if retries < 0:
-            raise ImacsrError(f"--retries must be >= 0, got {retries}")
+        limits.check_timeout(timeout)
+        limits.check_lease(lease, poll)
+        limits.check_retries(retries)
         self.store = store
         self.executor = executor
         self.grid = grid
@@ -182,7 +187,7 @@ class Scheduler:
             a.job.signal(signal.SIGKILL)
             try:
                 if not a.paths.result.exists():
-                    self.store.requeue(a.run_id, self.owner, "interrupted", "scheduler error; resumes from its checkpoint")
+                    self.store.requeue(a.run_id, self.owner, codes.INTERRUPTED, "scheduler error; resumes from its checkpoint")
             except Exception:  # the database may be what failed; reclaim_orphans will catch up later
                 pass
 
@@ -221,11 +226,11 @@ class Scheduler:
             self._ingest_result(run, paths)
             return
         try:
-            _write_spec(paths, run.spec_json)
+            write_spec(paths, run.spec)
             log_offset = paths.log.stat().st_size if paths.log.exists() else 0
             job = self.executor.submit(run.run_id, paths, slot)
         except OSError as exc:
-            self._finish(run.run_id, Outcome("failed", "crashed", f"cannot start the trainer: {exc}", None))
+            self._finish(run.run_id, Outcome("failed", codes.CRASHED, f"cannot start the trainer: {exc}", None))
             return
         self.launches += 1
         a = ActiveRun(run=run, job=job, paths=paths, attempt=run.attempts, launched=job.started,
@@ -243,7 +248,7 @@ class Scheduler:
         events, _ = read_events(paths.events, 0)
         try:
             for ev in events:
-                if ev.get("event") == "epoch":
+                if isinstance(ev, Epoch):
                     self._record_epoch(run.run_id, ev)
         except NotOwner:
             return
@@ -267,53 +272,51 @@ class Scheduler:
         """Record a success as soon as the trainer says so and result.json exists, not when the process
         has exited (interpreter teardown takes a while): `imacsr status` is that much more current.
         The slot stays busy until the process is gone."""
-        if (a.recorded or a.end is None or a.end.get("status") != "succeeded" or a.stop_reason == "lost"
+        if (a.recorded or a.end is None or a.end.status != "succeeded" or a.stop_reason == "lost"
                 or not a.paths.result.exists()):
             return
         a.recorded = True
-        self._finish(a.run_id, Outcome("succeeded", None, "", int(a.end.get("exit_code") or 0)))
+        self._finish(a.run_id, Outcome("succeeded", None, "", a.end.exit_code or codes.EXIT_OK))
 
     def _read_events(self, a: ActiveRun) -> None:
         events, a.offset = read_events(a.paths.events, a.offset)
         for ev in events:
-            kind = ev.get("event")
-            current = float(ev.get("time") or 0.0) >= a.launched - 1.0  # not from an earlier attempt
+            current = ev.time >= a.launched - 1.0  # not from an earlier attempt
             if current:
                 a.last_progress = time.monotonic()
-            if kind == "epoch":
+            if isinstance(ev, Epoch):
                 if a.stop_reason != "lost":
                     try:
                         self._record_epoch(a.run_id, ev)
                     except NotOwner:
                         self._lost(a)
-                a.epoch = max(a.epoch, int(ev.get("epoch") or 0))
-                a.epochs = int(ev.get("epochs") or a.epochs)
-                a.loss = (ev.get("train") or {}).get("loss", a.loss)
-                a.miou = (ev.get("val") or {}).get("mIoU", a.miou)
+                a.epoch = max(a.epoch, ev.epoch)
+                a.epochs = ev.epochs or a.epochs
+                a.loss = ev.train.get(mn.LOSS, a.loss)
+                a.miou = ev.val.get(mn.MIOU, a.miou)
                 if current:
                     self.observer.epoch(a)
             elif not current:
                 continue
-            elif kind == "start":
-                a.resumed_from = int(ev.get("resumed_from") or 0)
-                a.epoch = a.resumed_from
-                a.epochs = int(ev.get("epochs") or a.epochs)
-                a.started_at = float(ev["time"])
+            elif isinstance(ev, Start):
+                a.resumed_from = ev.resumed_from
+                a.epoch = ev.resumed_from
+                a.epochs = ev.epochs or a.epochs
+                a.started_at = ev.time
                 a.phase = "train"
                 self.observer.started(a)
-            elif kind == "heartbeat":
-                a.current = int(ev.get("epoch") or a.current)
-                a.step = int(ev.get("step") or 0)
-                a.steps = int(ev.get("steps") or 0)
-                a.phase = str(ev.get("phase") or "train")
-                if ev.get("loss") is not None:
-                    a.loss = ev["loss"]
-            elif kind == "end":
+            elif isinstance(ev, Heartbeat):
+                a.current = ev.epoch or a.current
+                a.step = ev.step
+                a.steps = ev.steps
+                a.phase = ev.phase
+                if ev.loss is not None:
+                    a.loss = ev.loss
+            elif isinstance(ev, End):
                 a.end = ev
 
-    def _record_epoch(self, run_id: str, ev: dict[str, Any]) -> None:
-        self.store.record_epoch(run_id, self.owner, int(ev["epoch"]), ev.get("train") or {}, ev.get("val") or {},
-                                epochs=ev.get("epochs"))
+    def _record_epoch(self, run_id: str, ev: Epoch) -> None:
+        self.store.record_epoch(run_id, self.owner, ev.epoch, ev.train, ev.val, epochs=ev.epochs or None)
 
     def _check_progress(self, a: ActiveRun) -> None:
         now = time.monotonic()
@@ -347,7 +350,7 @@ class Scheduler:
             # Not ours any more: no writes. If it had finished, result.json is there for the next owner.
             self._report_not_ours(a.run_id, code)
             return
-        end = a.end if a.end and float(a.end.get("time") or 0) >= a.launched - 1.0 else None
+        end = a.end if a.end and a.end.time >= a.launched - 1.0 else None
         tail = tail_lines(a.paths.log, since=a.log_offset) or tail_lines(a.paths.stdout, after=LAUNCH_MARK)
         outcome = classify(
             code,
@@ -362,19 +365,19 @@ class Scheduler:
             # TIMEOUT, PREEMPTED, NODE_FAIL...: Slurm ended a healthy run; it resumes from its checkpoint
             # and spends no retry.
             outcome = Outcome("requeue", "interrupted", f"{slurm_end}; resumes from its checkpoint", code)
-        if outcome.verdict == "requeue" and outcome.reason == "locked":
+        if outcome.verdict == "requeue" and outcome.reason == codes.LOCKED:
             self._on_locked(a)
         else:
             self._locked.pop(a.run_id, None)
         if outcome.verdict == "failed" and outcome.retryable:
             spent, budget = self._retries_spent(a.run_id), self.retries
             if spent < budget:
-                if outcome.reason == "oom" and a.slot.gpu is not None:
+                if outcome.reason == codes.OOM and a.slot.gpu is not None:
                     self._oom_gpu[a.run_id] = a.slot.gpu
                 note = f"retry {spent + 1}/{budget}"
                 try:
-                    self.store.requeue(a.run_id, self.owner, outcome.reason or "crashed",
-                                       f"{note} after {outcome.reason}: {outcome.message}")
+                    self.store.requeue(a.run_id, self.owner, outcome.reason or codes.CRASHED,
+                                       f"{note} after {outcome.reason}: {outcome.message}", retry=True)
                 except NotOwner:
                     self._report_not_ours(a.run_id, code)
                     return
@@ -388,7 +391,7 @@ class Scheduler:
         except ImacsrError:
             state = "gone"
         if state == "cancelled":
-            self._report(run_id, Outcome("cancelled", "cancelled", "cancelled by the user", code))
+            self._report(run_id, Outcome("cancelled", codes.CANCELLED, "cancelled by the user", code))
         else:
             self.observer.note(f"taken from this scheduler (now {state}); nothing recorded", run_id)
 
@@ -408,35 +411,28 @@ class Scheduler:
                 pass
 
     def _retries_spent(self, run_id: str) -> int:
-        """Retries this run used since it was enqueued or last retried by hand (from its events, so the
-        budget survives a scheduler restart)."""
+        """Retries this run used since it was enqueued or last retried by hand (the ``retries`` column,
+        so the budget survives a scheduler restart)."""
         try:
-            events = self.store.run(run_id, events=1000)["events"]
+            return self.store.get(run_id).retries
         except ImacsrError:
             return self.retries
-        spent = 0
-        for ev in events:
-            if ev["kind"] == "retried":
-                spent = 0
-            elif ev["kind"] == "requeued" and str(ev.get("detail") or "").startswith("retry "):
-                spent += 1
-        return spent
 
     def _finish(self, run_id: str, outcome: Outcome) -> None:
         try:
             if outcome.verdict == "succeeded":
                 paths = RunPaths.of(self.runs_dir, run_id)
                 try:
-                    result = json.loads(paths.result.read_text(encoding="utf-8"))
-                except (OSError, ValueError) as exc:
-                    outcome = Outcome("failed", "crashed", f"result.json unreadable: {exc}", outcome.exit_code)
+                    result = read_result(paths, run_id)
+                except (OSError, ResultError) as exc:
+                    outcome = Outcome("failed", codes.CRASHED, f"result.json unusable: {exc}", outcome.exit_code)
                 else:
                     self.store.finish(run_id, self.owner, "succeeded", message=outcome.message or None,
                                       exit_code=outcome.exit_code, final=result)
                     self._report(run_id, outcome)
                     return
             if outcome.verdict == "requeue":
-                self.store.requeue(run_id, self.owner, outcome.reason or "interrupted", outcome.message)
+                self.store.requeue(run_id, self.owner, outcome.reason or codes.INTERRUPTED, outcome.message)
             else:
                 self.store.finish(run_id, self.owner, "failed", reason=outcome.reason, message=outcome.message,
                                   exit_code=outcome.exit_code)
@@ -518,19 +514,6 @@ def check_runs_dir(runs_dir: Path) -> None:
             fcntl.flock(fh, fcntl.LOCK_UN)
         except OSError as exc:
             raise ImacsrError(f"--runs-dir {runs_dir}: flock fails ({exc.strerror or exc}); {hint}") from None
-
-
-def _write_spec(paths: RunPaths, spec_json: str) -> None:
-    """RUN_DIR/spec.json from the database's spec (atomically; left alone when already equal)."""
-    paths.root.mkdir(parents=True, exist_ok=True)
-    try:
-        if paths.spec.read_text(encoding="utf-8") == spec_json:
-            return
-    except OSError:
-        pass
-    tmp = paths.spec.with_name(f".spec.json.{os.getpid()}.tmp")
-    tmp.write_text(spec_json, encoding="utf-8")
-    os.replace(tmp, paths.spec)
 
 
 def _lock_holder(paths: RunPaths) -> int | None:

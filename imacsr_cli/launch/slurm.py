@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from imacsr_cli.errors import ImacsrError, SpecError
-from imacsr_cli.launch.executor import Slot, _package_root
-from imacsr_cli.spec.paths import RunPaths
-from imacsr_cli.train.events import read_events
+from imacsr_cli.launch.executor import Slot, trainer_command
+from imacsr_cli.rundir import End, RunPaths, package_root, read_events
 
 #: Keys of a grid file's [slurm] table.
 SLURM_KEYS = ("partition", "time", "gpus", "cpus_per_task", "mem", "account", "qos", "signal_delay_s", "extra")
@@ -347,8 +346,8 @@ class SlurmJob:
         if state in REQUEUE_STATES:
             self.requeue_reason = f"Slurm ended job {self.job_id} with {state}"
         end = self._trainer_end()
-        if end is not None and isinstance(end.get("exit_code"), int):
-            return int(end["exit_code"])
+        if end is not None and isinstance(end.exit_code, int):
+            return int(end.exit_code)
         if state == "CANCELLED":
             return -signal.SIGTERM
         if state == "OUT_OF_MEMORY":
@@ -358,9 +357,9 @@ class SlurmJob:
             return -int(sig)
         return int(code) if code.isdigit() and int(code) else 1
 
-    def _trainer_end(self) -> dict[str, Any] | None:
+    def _trainer_end(self) -> End | None:
         events, _ = read_events(self.paths.events, 0)
-        ends = [e for e in events if e.get("event") == "end" and float(e.get("time") or 0) >= self.started - 1.0]
+        ends = [e for e in events if isinstance(e, End) and e.time >= self.started - 1.0]
         return ends[-1] if ends else None
 
     def signal(self, sig: int) -> None:
@@ -392,7 +391,7 @@ class SlurmExecutor:
         # A run resumes from its checkpoint after each time-limit requeue, so allow many (submitit's default: 3).
         self._ex = submitit.SlurmExecutor(folder=str(self.folder / "%j"), python=self.python,
                                           max_num_timeout=MAX_TIME_LIMIT_REQUEUES)
-        root = _package_root()
+        root = str(package_root())
         # The job's python unpickles TrainerTask: this checkout first on its path, like a local trainer's.
         self._ex.update_parameters(job_name="imacsr", setup=[f'export PYTHONPATH="{root}${{PYTHONPATH:+:$PYTHONPATH}}"'],
                                    **resources.submitit_parameters())
@@ -400,7 +399,7 @@ class SlurmExecutor:
 
     def submit(self, run_id: str, paths: RunPaths, slot: Slot, env: dict[str, str] | None = None) -> SlurmJob:
         paths.root.mkdir(parents=True, exist_ok=True)
-        task = TrainerTask([self.python, "-m", "imacsr_cli.train", str(paths.root)], str(paths.stdout))
+        task = TrainerTask(trainer_command(self.python, paths.root, package_root()), str(paths.stdout))
         self._ex.update_parameters(job_name=f"imacsr-{run_id}")
         try:
             job = self._ex.submit(task)

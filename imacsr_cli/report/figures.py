@@ -21,6 +21,7 @@ from imacsr_cli.report import paper
 from imacsr_cli.report.frames import (
     METRICS,
     aggregate,
+    code_notes,
     convention_caption,
     describe_differences,
     metric_column,
@@ -120,6 +121,7 @@ def _figures(fig: str, runs: pd.DataFrame, convention: str, scope: str, metric: 
         notes += [f"{x} = {r[x]}: {r['missing']}." for _, r in first[first["n"] == 0].iterrows()]
         notes += [f"{x} = {r[x]}: also {r['pending']} (not in the mean)."
                   for _, r in first[first["pending"] != ""].iterrows()]
+        notes += code_notes(first)
         notes.append(f"The paper's Fig. {fig} is an image whose numbers its text does not give: its finding "
                      f"(Section IV-C) is stated with our verdict.")
         caption = (

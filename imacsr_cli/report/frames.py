@@ -23,20 +23,21 @@ from typing import Any
 
 import pandas as pd
 
+from imacsr_cli import metric_names as mn
 from imacsr_cli.errors import ImacsrError
 
-METRICS = ("mIoU", "mF1", "mPrecision", "mRecall")
+METRICS = mn.MAIN
 CONVENTIONS = {
     # name -> (prefix of the final metric rows, caption text)
-    "dataset": ("", "dataset-level confusion matrix"),
-    "paper": ("paper/", "per-image average, eq. (13)"),
+    mn.DATASET: (mn.CONVENTION_PREFIX[mn.DATASET], "dataset-level confusion matrix"),
+    mn.PAPER: (mn.CONVENTION_PREFIX[mn.PAPER], "per-image average, eq. (13)"),
 }
 SEED_KEY = "train.seed"
 
 # Columns of the runs frame that the aggregation relies on (the rest are metric columns).
 RUN_COLUMNS = (
     "run_id", "model", "variant", "dataset", "method", "num_points", "position", "spacing", "seed",
-    "state", "reason", "message", "spec", "cells",
+    "state", "reason", "message", "spec", "cells", "code",
 )
 
 
@@ -123,6 +124,32 @@ def describe_differences(diffs: dict[str, list]) -> str:
     if len(parts) <= 1:
         return "".join(parts)
     return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+# ---- code versions ----------------------------------------------------------------------------
+
+
+def code_label(code: Any) -> str | None:
+    """'imacsr 0.1.0, commit 1a2b3c4d5e6f (dirty)' from the runs.code JSON (text or dict); None when
+    the run has no recorded code version (not finished, or finished before schema v3)."""
+    if not code:
+        return None
+    from imacsr_cli.rundir import CodeVersion
+
+    try:
+        return CodeVersion.from_dict(json.loads(code) if isinstance(code, str) else code).describe()
+    except (ValueError, ImacsrError):
+        return None
+
+
+def code_notes(frame: pd.DataFrame) -> list[str]:
+    """One note per cell whose runs were trained by different code versions (marked "mixed code")."""
+    notes = []
+    if "code_versions" not in frame.columns:
+        return notes
+    for r in frame[frame["code_versions"].map(len) > 1].drop_duplicates("cell").itertuples():
+        notes.append(f"{r.cell}: mixed code: its runs were trained by {'; '.join(r.code_versions)}.")
+    return notes
 
 
 # ---- aggregation ------------------------------------------------------------------------------
@@ -228,8 +255,12 @@ def aggregate(
                 "missing": missing,
                 # runs of the cell that add nothing yet (queued, running, failed): worth a footnote
                 "pending": _state_summary(pending) if len(pending) and n else "",
+                # the code versions behind the numbers (more than one: the cell says "mixed code")
+                "code_versions": tuple(sorted({c or "unknown code" for c in have["code"]}))
+                if "code" in have and len(have) else (),
             })
-    columns = [*key_names, "cell", "metric", "mean", "std", "n", "run_ids", "seeds", "missing", "pending"]
+    columns = [*key_names, "cell", "metric", "mean", "std", "n", "run_ids", "seeds", "missing", "pending",
+               "code_versions"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -265,6 +296,7 @@ def runs_from_records(records: Iterable[dict[str, Any]], metrics: dict[str, dict
             "message": rec.get("message"),
             "spec": spec,
             "cells": dict(rec.get("cells") or {}),
+            "code": code_label(rec.get("code")),
         }
         for name, value in metrics.get(rec["run_id"], {}).items():
             row[name] = value

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from imacsr_cli import metric_names as mn
+
 PAPER = (
     "W.-B. Kou, G. Zhu, Y. Jin, S. Wang, M. Tang, Y.-C. Wu, \"iMacSR: Intermediate Multi-Access "
     "Supervision and Regularization in Training Autonomous Driving Models\""
@@ -52,7 +54,7 @@ TopFormer\tConventional\t32.76\t37.64\t36.92\t39.24\t63.10\t70.22\t71.88\t70.25\
 \tiMacSR (Ours)\t34.28\t39.96\t40.41\t40.60\t66.38\t74.50\t77.47\t73.60\t28.70\t34.04\t37.22\t33.20
 """
 
-METRICS = ("mIoU", "mF1", "mPrecision", "mRecall")  # the paper's column order
+METRICS = mn.MAIN  # the paper's column order
 DATASETS = ("cityscapes", "camvid", "synthiasf")  # the paper's column order (registry names)
 MODELS = ("deeplabv3plus", "seaformer", "topformer")  # the paper's row order (registry names)
 METHODS = ("conventional", "imacsr")

@@ -21,6 +21,7 @@ from imacsr_cli.report.frames import (
     METRICS,
     aggregate,
     SEED_KEY,
+    code_notes,
     convention_caption,
     describe_differences,
     flatten,
@@ -85,7 +86,8 @@ def fmt_cell(row: pd.Series | dict) -> str:
     """'47.78 ± 0.31 (n=3)'; one seed: '47.78 ± – (n=1)'; no run: '– (2 queued)'."""
     if not row["n"]:
         return f"{DASH} ({row['missing']})"
-    return f"{fmt(row['mean'])} \u00b1 {fmt(row['std'])} (n={row['n']})"
+    mixed = ", mixed code" if len(row.get("code_versions") or ()) > 1 else ""  # see the note
+    return f"{fmt(row['mean'])} \u00b1 {fmt(row['std'])} (n={row['n']}{mixed})"
 
 
 # ---- Table IV ---------------------------------------------------------------------------------
@@ -186,6 +188,7 @@ def _iv_notes(frame: pd.DataFrame, placement: Placement, by_label: bool, convent
         notes.append(f"std {DASH}: a single seed gives no spread.")
     for r in frame[frame["pending"] != ""].drop_duplicates("cell").itertuples():
         notes.append(f"{r.cell}: also {r.pending} (not in the mean).")
+    notes += code_notes(frame)
     # A gain means something only if the two rows differ in the method alone.
     runs = placement.runs
     done = runs[runs["state"] == "succeeded"]
@@ -260,6 +263,7 @@ def table_vi(runs: pd.DataFrame, convention: str = "dataset", scope: str = "any 
         notes.append("No iMacSR run with 1, 2 or 3 points: nothing to show.")
     if (frame["n"] == 1).any():
         notes.append(f"std {DASH}: a single seed gives no spread.")
+    notes += code_notes(frame)
     notes.append(
         "The paper's Table VI is an image whose numbers its text does not give: its findings "
         "(Section IV-C-2) are stated with our verdict on each."

@@ -1,7 +1,6 @@
 """Run and grid specifications: pure data, validated, hashed."""
 
-from imacsr_cli.spec.paths import RunPaths
 from imacsr_cli.spec.resolve import resolve
 from imacsr_cli.spec.runspec import RunSpec
 
-__all__ = ["RunPaths", "RunSpec", "resolve"]
+__all__ = ["RunSpec", "resolve"]

@@ -6,7 +6,8 @@ Nothing in this package imports torch; pandas is imported only by the query meth
 
 from imacsr_cli.store.claims import NotOwner, final_metrics
 from imacsr_cli.store.engine import DEFAULT_URL, default_url
-from imacsr_cli.store.models import REASONS, SCHEMA_VERSION, STATES
+from imacsr_cli.rundir.codes import REASONS
+from imacsr_cli.store.models import SCHEMA_VERSION, STATES
 from imacsr_cli.store.queries import RunRecord
 from imacsr_cli.store.store import Store
 

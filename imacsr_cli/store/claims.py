@@ -29,10 +29,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select, text
 
+from imacsr_cli import metric_names as mn
 from imacsr_cli.errors import NotFound, StoreError
+from imacsr_cli.rundir import Result
+from imacsr_cli.rundir.codes import REASONS
 from imacsr_cli.store.engine import chunks, retrying_methods
-from imacsr_cli.store.models import REASONS, Event, Run
-from imacsr_cli.store.queries import MAIN_METRICS, Queries, RunRecord
+from imacsr_cli.store.models import Event, Run
+from imacsr_cli.store.queries import Queries, RunRecord
 
 # The running runs and what the orphan predicate reads of them.
 _RUNNING = "SELECT run_id, owner, owner_pid, owner_ns, host, heartbeat_at FROM runs WHERE state = 'running'"
@@ -76,30 +79,15 @@ class NotOwner(StoreError):
     finished. The scheduler that gets this must stop the run's trainer and forget the run."""
 
 
-def final_metrics(result: Mapping[str, Any]) -> dict[str, float]:
-    """Flatten a parsed result.json into final metric rows (name → value), as stored by ``finish``:
-    ``mIoU, mF1, mPrecision, mRecall`` (dataset level), ``paper/<same>`` (eq. 13, per image),
-    ``iou/<class>`` (per class; classes with no value are left out), ``wall_seconds``, ``images_per_s``.
-    ``per_class.iou`` may be a dict {class: value} or a list aligned with ``result["classes"]``."""
-    out: dict[str, float] = {}
-    metrics = result.get("metrics") or {}
-    for prefix, key in (("", "dataset"), ("paper/", "paper")):
-        block = metrics.get(key) or {}
-        for name in MAIN_METRICS:
-            if block.get(name) is not None:
-                out[prefix + name] = float(block[name])
-        if key == "dataset":
-            iou = (block.get("per_class") or {}).get("iou") or {}
-            if isinstance(iou, list):  # one value per class, in the order of result["classes"]
-                classes = result.get("classes") or [str(i) for i in range(len(iou))]
-                iou = dict(zip(classes, iou))
-            for cls, value in iou.items():
-                if value is not None:
-                    out[f"iou/{cls}"] = float(value)
-    for name in ("wall_seconds", "images_per_s"):
-        if isinstance(result.get(name), (int, float)):
-            out[name] = float(result[name])
-    return out
+def as_result(final: Result | Mapping[str, Any]) -> Result:
+    """A Result as is; a mapping in the result.json layout is validated by the run directory's one
+    reader (rundir.Result.from_dict): the store parses no trainer file itself."""
+    return final if isinstance(final, Result) else Result.from_dict(final, "final result")
+
+
+def final_metrics(result: Result | Mapping[str, Any]) -> dict[str, float]:
+    """The final metric rows ``finish`` stores (name → value): see ``rundir.Result.final_metrics``."""
+    return as_result(result).final_metrics()
 
 
 def _local_pid_alive(pid: int) -> bool:
@@ -275,8 +263,8 @@ class Claims(Queries):
             self._upsert_metrics(conn, rows)
             if not seen:
                 detail = f"epoch {epoch}" + (f"/{epochs}" if epochs else "")
-                if val and val.get("mIoU") is not None:
-                    detail += f" val mIoU {float(val['mIoU']):.4f}"
+                if val and val.get(mn.MIOU) is not None:
+                    detail += f" val {mn.MIOU} {float(val[mn.MIOU]):.4f}"
                 self._event(conn, run_id, "epoch", detail, owner=owner, now=now)
 
     @staticmethod
@@ -289,44 +277,53 @@ class Claims(Queries):
             )
 
     def finish(self, run_id: str, owner: str, state: str, reason: str | None = None, message: str | None = None,
-               exit_code: int | None = None, final: Mapping[str, Any] | None = None) -> None:
+               exit_code: int | None = None, final: Result | Mapping[str, Any] | None = None) -> None:
         """End the owner's run: ``state`` is ``succeeded`` or ``failed`` (with a ``reason`` from
-        models.REASONS and a one-line ``message``). ``final`` is the parsed result.json: its metrics are
-        stored with split ``final`` at epoch = its ``epochs`` (see ``final_metrics``). NotOwner if
-        ``owner`` does not own the run (it was reclaimed or cancelled meanwhile: nothing is written)."""
+        rundir.codes.REASONS and a one-line ``message``). ``final`` is the run's result (rundir.Result,
+        or a dict in the result.json layout, validated the same way): its metrics are stored with split
+        ``final`` at epoch = its ``epochs`` (see ``Result.final_metrics``) and its code version in
+        ``runs.code``. NotOwner if ``owner`` does not own the run (it was reclaimed or cancelled
+        meanwhile: nothing is written)."""
         if state not in ("succeeded", "failed"):
             raise ValueError(f"finish: state must be 'succeeded' or 'failed', got {state!r}")
         if reason is not None and reason not in REASONS:
             raise ValueError(f"finish: unknown reason {reason!r}; expected one of {', '.join(REASONS)}")
+        result = as_result(final) if final is not None else None
         with self._write() as conn:
             now = self._now(conn)
             sets = ("state = :s, reason = :reason, message = :m, exit_code = :x, finished_at = :t, heartbeat_at = :t")
             params: dict[str, Any] = {"s": state, "reason": reason, "m": message, "x": exit_code, "t": now}
-            if final is not None and isinstance(final.get("epochs"), int):
+            if result is not None and result.epochs is not None:
                 sets += ", epoch = :e"
-                params["e"] = final["epochs"]
+                params["e"] = result.epochs
+            if result is not None and result.code is not None:
+                sets += ", code = :code"
+                params["code"] = json.dumps(result.code.to_dict())
             self._owned_update(conn, run_id, owner, sets, params)
-            if final is not None:
-                epoch = final.get("epochs")
-                if not isinstance(epoch, int):
+            if result is not None:
+                epoch = result.epochs
+                if epoch is None:
                     epoch = conn.execute(text("SELECT epoch FROM runs WHERE run_id = :r"), {"r": run_id}).scalar()
                 self._upsert_metrics(conn, [
                     {"run_id": run_id, "epoch": int(epoch or 0), "split": "final", "name": k, "value": v}
-                    for k, v in final_metrics(final).items()
+                    for k, v in result.final_metrics().items()
                 ])
             detail = message or (f"exit code {exit_code}" if exit_code is not None else "")
             self._event(conn, run_id, state, detail, reason=reason, owner=owner, now=now)
 
-    def requeue(self, run_id: str, owner: str, reason: str, message: str | None = None) -> None:
+    def requeue(self, run_id: str, owner: str, reason: str, message: str | None = None, *,
+                retry: bool = False) -> None:
         """The owner gives its run back to the queue (e.g. interrupted, or a retry after a crash):
-        ``running`` → ``queued`` with ``reason``; owner cleared, ``attempts`` kept. NotOwner otherwise."""
+        ``running`` → ``queued`` with ``reason``; owner cleared, ``attempts`` kept. ``retry=True``: this
+        spends one of the --retries budget (``runs.retries`` + 1). NotOwner otherwise."""
         if reason not in REASONS:
             raise ValueError(f"requeue: unknown reason {reason!r}; expected one of {', '.join(REASONS)}")
         with self._write() as conn:
             now = self._now(conn)
             self._owned_update(conn, run_id, owner,
                                "state = 'queued', reason = :reason, message = :m, owner = NULL, owner_pid = NULL, "
-                               "owner_ns = NULL, trainer_pid = NULL, slot = NULL, handle = NULL", {"reason": reason, "m": message})
+                               "owner_ns = NULL, trainer_pid = NULL, slot = NULL, handle = NULL"
+                               + (", retries = retries + 1" if retry else ""), {"reason": reason, "m": message})
             self._event(conn, run_id, "requeued", message or "", reason=reason, owner=owner, now=now)
 
     # ---- orphans ----------------------------------------------------------------------------------

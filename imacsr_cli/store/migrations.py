@@ -16,7 +16,10 @@ with the same DDL. History:
   v1 database from it and upgrade it).
 - v2: runs.position, runs.spacing, runs.points, runs.owner_pid, runs.last_val; grid_runs.ord;
   events.reason, events.owner; indexes for ``imacsr status`` on 100,000 runs.
-- v3 (cluster): table ``schedulers`` (a scheduler's uuid and lease); runs.owner_ns (the owner's machine +
+- v3: runs.retries (the retry budget spent, a column instead of a count parsed from event text; filled
+  from the v2 events, so an upgrade mid-grid keeps the budget) and runs.code (JSON: the imacsr version,
+  git commit and dirty flag that trained the run; NULL for runs finished before v3).
+- v4 (cluster): table ``schedulers`` (a scheduler's uuid and lease); runs.owner_ns (the owner's machine +
   PID namespace, for the pid probe), runs.handle (the executor's handle, e.g. ``slurm:<job id>``).
 """
 
@@ -86,6 +89,24 @@ def _v1_to_v2(conn: Connection) -> None:
         )
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(text("ALTER TABLE runs ADD COLUMN code TEXT"))
+    # v2 counted a retry as a `requeued` event whose detail starts "retry " after the last `retried`;
+    # read that once here, so queued runs keep the budget they spent. Later code only reads the column.
+    spent: dict[str, int] = {}
+    for run_id, kind, detail in conn.execute(text(
+            "SELECT e.run_id, e.kind, e.detail FROM events e JOIN runs r ON r.run_id = e.run_id "
+            "WHERE r.state IN ('queued', 'running') AND e.kind IN ('retried', 'requeued') ORDER BY e.id")):
+        if kind == "retried":
+            spent[run_id] = 0
+        elif str(detail or "").startswith("retry "):
+            spent[run_id] = spent.get(run_id, 0) + 1
+    updates = [{"n": n, "r": r} for r, n in spent.items() if n]
+    if updates:
+        conn.execute(text("UPDATE runs SET retries = :n WHERE run_id = :r"), updates)
+
+
 def _cluster(conn: Connection) -> None:
     for sql in (
         "CREATE TABLE IF NOT EXISTS schedulers (id VARCHAR NOT NULL PRIMARY KEY, host VARCHAR NOT NULL, "
@@ -98,7 +119,7 @@ def _cluster(conn: Connection) -> None:
 
 
 #: MIGRATIONS[v] brings a database from version v-1 to version v.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v1_to_v2, 3: _cluster}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v1_to_v2, 3: _v2_to_v3, 4: _cluster}
 
 assert sorted(MIGRATIONS) == list(range(2, SCHEMA_VERSION + 1)), "a migration is missing"
 

@@ -20,14 +20,15 @@ from __future__ import annotations
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from imacsr_cli.rundir.codes import REASONS  # noqa: F401  (the reasons column's vocabulary)
+
 #: The schema version this code writes. Bump it and add a migration in migrations.py together.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Lifecycle states of a run.
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
-#: Reasons: why a run failed, or why it went back to the queue.
-REASONS = ("crashed", "oom", "nonfinite", "timeout", "interrupted", "orphaned", "bad_spec", "locked", "cancelled")
+#: Reasons (why a run failed, or why it went back to the queue): imacsr_cli.rundir.codes.REASONS.
 
 
 class Base(DeclarativeBase):
@@ -88,7 +89,11 @@ class Run(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     run_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_val: Mapped[str | None] = mapped_column(Text, nullable=True)  # v2: JSON of the last val metrics
-    # v3 (cluster): the owner scheduler's machine + PID namespace ("<machine-id>:<pid-ns inode>"; its pid
+    # v3: retries spent since enqueue or the last `runs retry` (the --retries budget), and the code that
+    # trained the run (JSON {"imacsr", "commit", "dirty"} from result.json; NULL until it succeeded).
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # v4 (cluster): the owner scheduler's machine + PID namespace ("<machine-id>:<pid-ns inode>"; its pid
     # is probed only from the same one), and the executor's handle of the trainer ("slurm:<job id>").
     owner_ns: Mapped[str | None] = mapped_column(String, nullable=True)
     handle: Mapped[str | None] = mapped_column(String, nullable=True)
@@ -136,7 +141,7 @@ class Event(Base):
 
 
 class Scheduler(Base):
-    """v3 (cluster): a scheduler process and its lease. ``id`` (a uuid) is the ``owner`` of its runs."""
+    """v4 (cluster): a scheduler process and its lease. ``id`` (a uuid) is the ``owner`` of its runs."""
 
     __tablename__ = "schedulers"
 

@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select, text
 
+from imacsr_cli import metric_names as mn
 from imacsr_cli.errors import NotFound
+from imacsr_cli.rundir import CodeVersion
 from imacsr_cli.store.engine import Connected, chunks, retrying_methods
 from imacsr_cli.store.models import STATES, GridRun, Run
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-#: Dataset-level metric names (result.json metrics.dataset; also the val metrics of epoch events).
-MAIN_METRICS = ("mIoU", "mF1", "mPrecision", "mRecall")
+#: The SQL list of the dataset-level metric names, for the queries that read final metrics.
+_MAIN_SQL = ", ".join(f"'{m}'" for m in mn.MAIN)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class RunRecord:
     started_at: float | None
     finished_at: float | None
     run_dir: str | None
+    retries: int = 0  # v3: retries spent since enqueue or the last `runs retry`
     handle: str | None = None  # the executor's handle of the trainer ("slurm:<job id>"), if not a local pid
 
     @property
@@ -128,13 +131,15 @@ class Queries(Connected):
     def run(self, run_id: str, events: int = 20) -> dict[str, Any]:
         """One run for display: every runs column, ``spec`` (dict), ``grids`` ([{grid, cell, ord}]),
         ``last_val`` (dict), ``final`` (final metrics, name → value) and the last ``events`` events
-        (oldest first). A unique prefix of ≥ 4 characters works; NotFound "no run 'x'; ..." otherwise."""
+        (oldest first), ``code`` (a CodeVersion, or None before the run succeeded or for runs finished
+        before schema v3). A unique prefix of ≥ 4 characters works; NotFound "no run 'x'; ..." otherwise."""
         with self._read() as conn:
             run_id = self._full_id(conn, run_id)
             row = dict(conn.execute(text("SELECT * FROM runs WHERE run_id = :r"), {"r": run_id}).mappings().one())
             row["spec"] = json.loads(row["spec_json"])
             row["points"] = json.loads(row["points"] or "[]")
             row["last_val"] = json.loads(row["last_val"]) if row["last_val"] else {}
+            row["code"] = CodeVersion.from_dict(json.loads(row["code"])) if row["code"] else None
             row["grids"] = [{"grid": g, "cell": json.loads(c), "ord": o} for g, c, o in conn.execute(
                 text("SELECT grid, cell, ord FROM grid_runs WHERE run_id = :r ORDER BY grid"), {"r": run_id})]
             row["final"] = dict(conn.execute(text(
@@ -192,12 +197,11 @@ class Queries(Connected):
             params["g"] = grid
             sql += "".join(f" AND {w}" for w in where) + " ORDER BY g.ord, g.run_id"
             fsql = ("SELECT m.run_id, m.name, m.value FROM grid_runs g JOIN metrics m ON m.run_id = g.run_id "
-                    "WHERE g.grid = :g AND m.split = 'final' AND m.name IN ('mIoU', 'mF1', 'mPrecision', 'mRecall')")
+                    f"WHERE g.grid = :g AND m.split = 'final' AND m.name IN ({_MAIN_SQL})")
         else:
             sql = f"SELECT {cols} FROM runs r" + (" WHERE " + " AND ".join(where) if where else "")
             sql += " ORDER BY r.created_at, r.run_id"
-            fsql = ("SELECT run_id, name, value FROM metrics WHERE split = 'final' "
-                    "AND name IN ('mIoU', 'mF1', 'mPrecision', 'mRecall')")
+            fsql = f"SELECT run_id, name, value FROM metrics WHERE split = 'final' AND name IN ({_MAIN_SQL})"
         with self._read() as conn:
             res = conn.execute(text(sql), params)
             columns = list(res.keys())
@@ -218,10 +222,10 @@ class Queries(Connected):
             last_val = json.loads(rec.pop("last_val") or "{}")
             hb = rec["heartbeat_at"]
             rec["heartbeat_age"] = now - hb if rec["state"] == "running" and hb is not None else None
-            for m in MAIN_METRICS:
+            for m in mn.MAIN:
                 rec[f"val/{m}"] = last_val.get(m)
             f = fin.get(rec["run_id"], {})
-            for m in MAIN_METRICS:
+            for m in mn.MAIN:
                 rec[f"final/{m}"] = f.get(m)
             if grid is not None:
                 rec["cells"] = json.loads(rec.pop("cell") or "[]")
@@ -233,7 +237,7 @@ class Queries(Connected):
         import pandas as pd
 
         order = [c for c in columns if c not in ("last_val", "cell")] + ["heartbeat_age"]
-        order += [f"val/{m}" for m in MAIN_METRICS] + [f"final/{m}" for m in MAIN_METRICS]
+        order += [f"val/{m}" for m in mn.MAIN] + [f"final/{m}" for m in mn.MAIN]
         order += ["cells"] if grid is not None else ["grids"]
         df = pd.DataFrame.from_records(out, columns=order)
         for c in ("exit_code", "trainer_pid", "spacing"):
@@ -323,7 +327,7 @@ class Queries(Connected):
         from imacsr_cli.store.models import Grid, Metric
 
         cols = (Run.run_id, Run.spec_json, Run.model, Run.variant, Run.dataset, Run.method, Run.num_points,
-                Run.seed, Run.state, Run.reason, Run.message, Run.created_at)
+                Run.seed, Run.state, Run.reason, Run.message, Run.created_at, Run.code)
         with self._read() as conn:
             if grid is not None:
                 if conn.execute(select(Grid.name).where(Grid.name == grid)).first() is None:

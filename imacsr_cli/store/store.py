@@ -228,7 +228,7 @@ class Store(Claims):
                     continue
                 counts["new"] += 1
                 new_runs.append({"run_id": run_id, "spec_json": spec_json, **_spec_columns(spec_dict),
-                                 "state": "queued", "attempts": 0, "epoch": 0, "created_at": now})
+                                 "state": "queued", "attempts": 0, "retries": 0, "epoch": 0, "created_at": now})
                 new_events.append({"run_id": run_id, "time": now, "kind": "enqueued",
                                    "detail": f"grid {grid}", "reason": None, "owner": None})
             if refresh:  # same run_id = same identity; take the newest execution-only fields (data.root...)
@@ -323,6 +323,7 @@ class Store(Claims):
                 return False
             conn.execute(text(
                 "UPDATE runs SET state = 'queued', reason = NULL, message = NULL, exit_code = NULL, attempts = 0, "
+                "retries = 0, "
                 "owner = NULL, owner_pid = NULL, owner_ns = NULL, trainer_pid = NULL, slot = NULL, handle = NULL, "
                 "finished_at = NULL "
                 "WHERE run_id = :r"), {"r": run_id})

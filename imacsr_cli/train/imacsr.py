@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imacsr_cli import metric_names as mn
 from imacsr_cli.models.registry import Point
 from imacsr_cli.spec.runspec import MethodSpec
 
@@ -95,7 +96,7 @@ class IMacSR(nn.Module):
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_T and its terms: {"ce", "mi/<point>", "ne/<point>"} (unweighted values)."""
         ce = cross_entropy(logits, target, self.ignore_index)
-        terms = {"ce": ce}
+        terms = {mn.CE: ce}
         total = ce
         for i, (point, adapter) in enumerate(zip(self.points, self.adapters)):
             z = self.features[i]
@@ -109,8 +110,8 @@ class IMacSR(nn.Module):
                 ne = negative_entropy(z)
                 if self.ne_mode == "normalized":
                     ne = ne / math.log(point.channels)
-            terms[f"mi/{point.name}"] = mi
-            terms[f"ne/{point.name}"] = ne
+            terms[mn.mi(point.name)] = mi
+            terms[mn.ne(point.name)] = ne
             total = total + self.alpha[i] * mi + self.lam[i] * ne
         self.features = [None] * len(self.points)
         return total, terms

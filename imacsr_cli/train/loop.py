@@ -3,7 +3,7 @@
 Read it top to bottom: ``run`` sets the stage (lock, spec, data, model, optimizer, resume), then
 each epoch is ``train_one_epoch`` → ``evaluate`` → checkpoint → ``epoch`` event, and the last
 evaluation becomes result.json. The trainer knows nothing of the database: its files are its output
-(docs/contracts.md), and its exit code says how it ended (imacsr_cli/errors.py).
+(docs/contracts.md), and its exit code says how it ended (imacsr_cli/rundir/codes.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import platform
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -25,12 +24,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from imacsr_cli import errors
+from imacsr_cli import metric_names as mn
 from imacsr_cli.data import registry as data_registry
 from imacsr_cli.models import registry as model_registry
-from imacsr_cli.spec import RunPaths, RunSpec, resolve
+from imacsr_cli.rundir import End, Epoch, EventWriter, RunPaths, Start, code_version, codes, write_json
+from imacsr_cli.spec import RunSpec, resolve
 from imacsr_cli.train import faults
-from imacsr_cli.train.checkpoint import load_checkpoint, save_checkpoint, write_json
-from imacsr_cli.train.events import EventWriter
+from imacsr_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from imacsr_cli.train.imacsr import IMacSR, cross_entropy
 from imacsr_cli.train.metrics import ConfusionMatrix
 
@@ -60,26 +60,26 @@ def run(run_dir: str | Path, listener: Callable[[dict[str, Any]], None] | None =
         raise errors.SpecError(f"{paths.spec}: file not found (a run directory holds spec.json)")
     lock = _lock(paths)
     if lock is None:
-        return errors.EXIT_LOCKED
+        return codes.EXIT_LOCKED
     _log_to(paths.log)
     if paths.result.exists():
         log.info("result.json exists: nothing to do")
-        return errors.EXIT_OK
+        return codes.EXIT_OK
     events = EventWriter(paths.events, listener)
     try:
         with _signals_raise_interrupted():
             return _train(paths, events)
     except errors.ImacsrError as exc:
-        return _end(events, errors.EXIT_BAD_SPEC, "bad_spec", str(exc))
+        return _end(events, codes.EXIT_BAD_SPEC, str(exc))
     except Interrupted as exc:
-        return _end(events, errors.EXIT_INTERRUPTED, "interrupted", str(exc))
+        return _end(events, codes.EXIT_INTERRUPTED, str(exc))
     except NonFinite as exc:
-        return _end(events, errors.EXIT_NONFINITE, "nonfinite", str(exc))
+        return _end(events, codes.EXIT_NONFINITE, str(exc))
     except Exception as exc:
         if _is_oom(exc):
-            return _end(events, errors.EXIT_OOM, "oom", str(exc).splitlines()[0])
+            return _end(events, codes.EXIT_OOM, str(exc).splitlines()[0])
         log.exception("crashed")
-        return _end(events, errors.EXIT_CRASH, "crash", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return _end(events, codes.EXIT_CRASH, f"{type(exc).__name__}: {exc}".splitlines()[0])
     finally:
         events.close()
         lock.close()
@@ -87,6 +87,7 @@ def run(run_dir: str | Path, listener: Callable[[dict[str, Any]], None] | None =
 
 def _train(paths: RunPaths, events: EventWriter) -> int:
     spec = resolve(RunSpec.from_json(paths.spec))
+    code = code_version()  # read before training: the checkout may change while the run trains
     fault = faults.from_env()
     device = _device()
     _threads()
@@ -139,11 +140,11 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
         start_epoch = int(state["epoch"])
         log.info("resumed from %s after epoch %d", paths.checkpoint, start_epoch)
 
-    events.emit(
-        "start", run_id=spec.run_id, pid=os.getpid(), host=socket.gethostname(), device=_device_name(device),
+    events.emit(Start(
+        run_id=spec.run_id, pid=os.getpid(), host=socket.gethostname(), device=_device_name(device),
         epochs=spec.train.epochs, steps_per_epoch=steps_per_epoch, resumed_from=start_epoch,
         points=[p.name for p in points],
-    )
+    ))
     log.info("run %s on %s: %s, %d points %s", spec.run_id, _device_name(device), spec.model.name,
              len(points), [p.name for p in points])
 
@@ -161,7 +162,7 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
         evaluated = epoch % spec.train.eval_every == 0 or epoch == spec.train.epochs
         if evaluated:
             cm = evaluate(trainee, val_set, spec, info.num_classes, info.ignore_index, device, amp_dtype, events, epoch)
-            val = cm.compute()["dataset"]
+            val = cm.compute()[mn.DATASET]
         state = {
             "run_id": spec.run_id, "epoch": epoch, "trainee": trainee.state_dict(),
             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
@@ -171,13 +172,13 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
             state["rng_cuda"] = torch.cuda.get_rng_state()
         save_checkpoint(paths.checkpoint, state)
         images_per_s = steps_per_epoch * spec.train.batch_size / max(seconds, 1e-9)
-        events.emit(
-            "epoch", epoch=epoch, epochs=spec.train.epochs, train=losses,
-            val={k: val[k] for k in ("mIoU", "mF1", "mPrecision", "mRecall")} if evaluated else {},
+        events.emit(Epoch(
+            epoch=epoch, epochs=spec.train.epochs, train=losses,
+            val={k: val[k] for k in mn.MAIN} if evaluated else {},
             lr=optimizer.param_groups[0]["lr"], seconds=seconds, images_per_s=images_per_s,
-        )
-        log.info("epoch %d/%d loss %.4f%s (%.1fs)", epoch, spec.train.epochs, losses["loss"],
-                 f" mIoU {val['mIoU']:.4f}" if evaluated else "", seconds)
+        ))
+        log.info("epoch %d/%d loss %.4f%s (%.1fs)", epoch, spec.train.epochs, losses[mn.LOSS],
+                 f" {mn.MIOU} {val[mn.MIOU]:.4f}" if evaluated else "", seconds)
 
     if cm is None:  # resumed after the last epoch's checkpoint but before result.json: evaluate again
         cm = evaluate(trainee, val_set, spec, info.num_classes, info.ignore_index, device, amp_dtype, events,
@@ -190,19 +191,19 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
         "confusion_matrix": cm.mat.tolist(),
         "classes": list(info.classes),
         "epochs": spec.train.epochs,
-        "wall_seconds": time.time() - started,
-        "images_per_s": epochs_here * steps_per_epoch * spec.train.batch_size / max(train_seconds, 1e-9)
+        mn.WALL_SECONDS: time.time() - started,
+        mn.IMAGES_PER_S: epochs_here * steps_per_epoch * spec.train.batch_size / max(train_seconds, 1e-9)
         if epochs_here else None,
         "device": _device_name(device),
         "torch": torch.__version__,
-        "git_commit": _git_commit(),
+        "code": code.to_dict(),
     })
     # result.json is the truth now; keep the weights but drop the optimizer state (2/3 of the file).
     save_checkpoint(paths.checkpoint, {"run_id": spec.run_id, "epoch": spec.train.epochs,
                                        "trainee": trainee.state_dict(), "spec": spec.to_dict(), "final": True})
-    events.emit("end", status="succeeded", reason=None, message="", exit_code=errors.EXIT_OK)
+    events.emit(End(status="succeeded", reason=None, message="", exit_code=codes.EXIT_OK))
     log.info("succeeded: result.json written")
-    return errors.EXIT_OK
+    return codes.EXIT_OK
 
 
 # ---- one epoch ----------------------------------------------------------------------------------
@@ -239,7 +240,7 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
-        sums["loss"] = sums.get("loss", 0.0) + loss.item()
+        sums[mn.LOSS] = sums.get(mn.LOSS, 0.0) + loss.item()
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.item()
         events.progress(phase="train", epoch=epoch, step=step, steps=steps, loss=loss.item())
@@ -305,10 +306,11 @@ def _log_to(path: Path) -> None:
     log.propagate = False
 
 
-def _end(events: EventWriter, code: int, reason: str, message: str) -> int:
+def _end(events: EventWriter, code: int, message: str) -> int:
+    reason = codes.REASON_OF_EXIT[code]
     log.error("%s: %s", reason, message)
-    status = "interrupted" if code == errors.EXIT_INTERRUPTED else "failed"
-    events.emit("end", status=status, reason=reason, message=message, exit_code=code)
+    status = "interrupted" if code == codes.EXIT_INTERRUPTED else "failed"
+    events.emit(End(status=status, reason=reason, message=message, exit_code=code))
     return code
 
 
@@ -359,22 +361,13 @@ def _threads() -> None:
         torch.set_num_threads(int(n))
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m imacsr_cli.train RUN_DIR", flush=True)
-        return errors.EXIT_BAD_SPEC
+        return codes.EXIT_BAD_SPEC
     try:
         return run(argv[0])
     except errors.ImacsrError as exc:  # before events exist (no spec.json)
         print(f"error: {exc}", flush=True)
-        return errors.EXIT_BAD_SPEC
+        return codes.EXIT_BAD_SPEC
 

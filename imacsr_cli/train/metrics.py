@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-METRICS = ("mIoU", "mF1", "mPrecision", "mRecall")
+from imacsr_cli import metric_names as mn
 
 
 class ConfusionMatrix:
@@ -46,7 +46,7 @@ class ConfusionMatrix:
 
     def compute(self) -> dict:
         """Both conventions: {"dataset": {...}, "paper": {...}}, each with means and per-class values."""
-        return {"dataset": dataset_metrics(self.mat.numpy()), "paper": paper_metrics(self.per_image)}
+        return {mn.DATASET: dataset_metrics(self.mat.numpy()), mn.PAPER: paper_metrics(self.per_image)}
 
 
 def _tp_fp_fn(mat: np.ndarray) -> np.ndarray:
@@ -77,10 +77,10 @@ def _nanmean(values: np.ndarray) -> float:
 
 def _pack(per_class: dict[str, np.ndarray]) -> dict:
     return {
-        "mIoU": _nanmean(per_class["iou"]),
-        "mF1": _nanmean(per_class["f1"]),
-        "mPrecision": _nanmean(per_class["precision"]),
-        "mRecall": _nanmean(per_class["recall"]),
+        mn.MIOU: _nanmean(per_class["iou"]),
+        mn.MF1: _nanmean(per_class["f1"]),
+        mn.MPRECISION: _nanmean(per_class["precision"]),
+        mn.MRECALL: _nanmean(per_class["recall"]),
         "per_class": {name: [None if np.isnan(v) else float(v) for v in vals] for name, vals in per_class.items()},
     }
 

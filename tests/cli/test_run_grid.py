@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launch"))
-from orchhelp import REPO, events, grid_file, imacsr, pid_gone, start, starts, wait_for  # noqa: E402
+from orchhelp import PATIENCE_S, REPO, events, grid_file, imacsr, pid_gone, start, starts, wait_for  # noqa: E402
 
 from imacsr_cli.store import Store  # noqa: E402
 
@@ -120,7 +120,7 @@ def test_faults_are_classified_and_only_retryable_ones_retried(tmp_path):
         d.mkdir()
         grid_file(d, name)
         procs[name] = start(["run-grid", f"{name}.toml", *opts], d, IMACSR_TEST_FAULT=fault)
-    outs = {name: p.communicate(timeout=180) for name, p in procs.items()}
+    outs = {name: p.communicate(timeout=PATIENCE_S) for name, p in procs.items()}
     for name, p in procs.items():
         assert p.returncode == 1, (name, outs[name])
         assert outs[name][1] == (f"error: grid {name}: 1 of 1 runs did not succeed "
@@ -139,8 +139,11 @@ def test_faults_are_classified_and_only_retryable_ones_retried(tmp_path):
     assert f"[1/1] {crash.run_id} failed (crashed): exit code 1" in outs["crash"][0]
     assert (hang.state, hang.reason, hang.attempts) == ("failed", "timeout", 1)
     assert hang.message.startswith("no progress for 10 s")
+    # On a loaded machine the 10 s may run out while the trainer still imports torch (no start event
+    # yet): either way the one trainer it started is gone.
     hang_start = starts(tmp_path / "hang" / "results" / "runs" / hang.run_id)
-    assert len(hang_start) == 1 and pid_gone(hang_start[0]["pid"])
+    assert len(hang_start) <= 1 and all(pid_gone(s["pid"]) for s in hang_start)
+    assert hang.trainer_pid is None or pid_gone(hang.trainer_pid)
 
 
 def test_oom_is_retried_and_succeeds(tmp_path):
@@ -150,7 +153,7 @@ def test_oom_is_retried_and_succeeds(tmp_path):
     with _store(tmp_path) as store:
         (run_id,) = store.grid_run_ids("oom")
         run = store.get(run_id)
-        assert (run.state, run.attempts) == ("succeeded", 2)
+        assert (run.state, run.attempts, run.retries) == ("succeeded", 2, 1)
         ev = store.run_events(run_id)
         requeued = ev[ev["kind"] == "requeued"]
         assert list(requeued["reason"]) == ["oom"]
@@ -161,8 +164,9 @@ def test_oom_is_retried_and_succeeds(tmp_path):
 
 def test_ctrl_c_requeues_runs_and_a_rerun_resumes_them(tmp_path):
     grid_file(tmp_path, "sig", sweep={"method.name": ["conventional", "imacsr"]})
-    # slow@2: epoch 2 takes seconds, so the signal lands mid-epoch, after epoch 1's checkpoint.
-    p = start(["run-grid", "sig.toml", "--jobs", "2"], tmp_path, IMACSR_TEST_FAULT="slow@2")
+    # hang@2:once: the first attempts wait at the start of epoch 2, after epoch 1's checkpoint, until the
+    # signal comes (however slow the machine); the resumed ones do not hang (the marker).
+    p = start(["run-grid", "sig.toml", "--jobs", "2"], tmp_path, IMACSR_TEST_FAULT="hang@2:once")
     db = tmp_path / "results" / "imacsr.db"
     wait_for(db.exists, 60, "the database", proc=p)
     with _store(tmp_path) as store:
@@ -170,7 +174,7 @@ def test_ctrl_c_requeues_runs_and_a_rerun_resumes_them(tmp_path):
         wait_for(lambda: all(store.get(i).epoch >= 1 for i in ids), 120, "epoch 1 of both runs", proc=p)
         pids = [store.get(i).trainer_pid for i in ids]
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
+        out, err = p.communicate(timeout=PATIENCE_S)
         assert p.returncode == 130, out + err
         assert "stopped by SIGINT: 2 runs are queued with their checkpoints; run the same command to resume" in err
         assert all(pid_gone(pid) for pid in pids)
@@ -193,7 +197,7 @@ def test_sigterm_stops_like_ctrl_c_with_exit_143(tmp_path):
     with _store(tmp_path) as store:
         trainer = store.get(run_id).trainer_pid
     p.send_signal(signal.SIGTERM)  # the trainer may still be importing torch: it must go too
-    out, err = p.communicate(timeout=60)
+    out, err = p.communicate(timeout=PATIENCE_S)
     assert p.returncode == 143, out + err
     assert "stopped by SIGTERM: 1 runs are queued with their checkpoints" in err
     assert pid_gone(trainer)

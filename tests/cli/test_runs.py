@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 from test_status import fill
 from typer.testing import CliRunner
@@ -35,6 +32,7 @@ def test_show_a_run_by_prefix(db, tmp_path):
     assert lines[0] == "run a0000000000a"
     assert "  state:      succeeded" in lines
     assert "  epoch:      2/2" in lines
+    assert "  code:       imacsr 0.1.0, commit 0123456789ab (dirty)" in lines  # from its result.json
     assert "  grids:      g1 [table=iv]; g2 [-]" in lines
     assert "  mIoU 43.21  mF1 50.00  mPrecision 60.00  mRecall 55.00" in lines
     assert "train loss by epoch: 1: 2.5000  2: 2.0000" in lines
@@ -46,6 +44,7 @@ def test_show_a_run_by_prefix(db, tmp_path):
         "enqueued", "claimed", "started", "epoch", "epoch", "succeeded"]
     failed = invoke("runs", "show", "c0000000000c", "--db", db)
     assert "  state:      failed (crashed)" in failed.output
+    assert "  code:" not in failed.output  # no result, no code version
     assert "message:\n  exit code 1: RuntimeError: boom\n  Traceback (most recent call last):\n" in failed.output
 
 
@@ -62,27 +61,31 @@ def test_logs(db):
 
 
 def test_logs_follow_until_the_run_ends(db, tmp_path):
-    # d is queued: follow waits for it; cancelling it from "another terminal" ends the follow.
+    # d is queued: follow waits for it; a line appended later is printed; cancelling the run from
+    # "another terminal" ends the follow. Each step waits for the follower to print, not for a time.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
     log = tmp_path / "runs" / "d0000000000d" / "train.log"
     log.parent.mkdir(parents=True)
     log.write_text("started\n")
-
-    def later() -> None:
-        time.sleep(1.0)
-        with open(log, "a") as fh:
-            fh.write("epoch 1\n")
-        time.sleep(1.0)
-        with Store.open(db) as store:
-            store.cancel("d0000000000d")
-
-    t = threading.Thread(target=later)
-    t.start()
-    r = CliRunner().invoke(app, ["runs", "logs", "d0000000000d", "--follow", "--db", db,
-                                 "--runs-dir", str(tmp_path / "runs")])
-    t.join()
-    assert r.exit_code == 0, r.output
-    assert r.stdout == "started\nepoch 1\n"
-    assert r.stderr == "-- run d0000000000d cancelled (cancelled)\n"
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "imacsr_cli", "runs", "logs", "d0000000000d", "--follow",
+                          "--db", db, "--runs-dir", str(tmp_path / "runs")], cwd=repo, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "started\n"
+    with open(log, "a") as fh:
+        fh.write("epoch 1\n")
+    assert p.stdout.readline() == "epoch 1\n"
+    with Store.open(db) as store:
+        store.cancel("d0000000000d")
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
+    assert out == ""
+    assert err == "-- run d0000000000d cancelled (cancelled)\n"
 
 
 def test_retry(db):

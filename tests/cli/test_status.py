@@ -28,7 +28,8 @@ def spec(method: str = "imacsr", count: int = 2, position: str = "input", spacin
 
 
 RESULT = {"epochs": 2, "metrics": {"dataset": {"mIoU": 0.4321, "mF1": 0.5, "mPrecision": 0.6, "mRecall": 0.55,
-                                               "per_class": {"iou": {"road": 0.9, "sky": None}}}}}
+                                               "per_class": {"iou": {"road": 0.9, "sky": None}}}},
+          "code": {"imacsr": "0.1.0", "commit": "0123456789abcdef" * 2 + "01234567", "dirty": True}}
 
 
 def fill(url: str, runs_root: str = "/runs") -> None:
@@ -165,11 +166,27 @@ def test_status_of_an_empty_database(tmp_path):
 
 
 def test_status_watch_exits_0_on_ctrl_c(db):
+    """Ctrl-C once the first frame is on the terminal (a pty: rich draws live only there) ends the
+    watch quietly, whatever the machine's speed: the test waits for the frame, not for a duration."""
+    import os
+    import pty
+
     repo = Path(__file__).resolve().parents[2]
+    leader, follower = pty.openpty()
     p = subprocess.Popen([sys.executable, "-m", "imacsr_cli", "status", "--watch", "--interval", "0.2", "--db", db],
-                         cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+                         cwd=repo, stdin=follower, stdout=follower, stderr=subprocess.PIPE, text=True)
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 600  # a bound on a hang, not a speed requirement
+    while b"Ctrl-C to quit" not in seen:
+        assert time.monotonic() < deadline and p.poll() is None, seen.decode(errors="replace")
+        try:
+            seen += os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=20)
+    _, err = p.communicate(timeout=600)
+    os.close(leader)
+    out = seen.decode(errors="replace")
     assert p.returncode == 0, err
     assert "g1       4       1" in out

@@ -17,6 +17,11 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
 
+# A bound on waiting only turns a hang into a failure; it never measures speed. The suite runs on a
+# shared, loaded machine, so no wait gives up before this many seconds, whatever the caller asked.
+PATIENCE_S = 600.0
+
+
 TINY_BASE = """
 [base]
 model.name = "deeplabv3plus"
@@ -55,7 +60,7 @@ def env(**extra: str) -> dict[str, str]:
     return e
 
 
-def imacsr(args: list[str], cwd: Path, timeout: float = 240, **extra_env: str) -> subprocess.CompletedProcess:
+def imacsr(args: list[str], cwd: Path, timeout: float = PATIENCE_S, **extra_env: str) -> subprocess.CompletedProcess:
     return subprocess.run([PYTHON, "-m", "imacsr_cli", *args], cwd=cwd, env=env(**extra_env), capture_output=True,
                           text=True, timeout=timeout)
 
@@ -65,8 +70,10 @@ def start(args: list[str], cwd: Path, **extra_env: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 120, what: str = "condition",
+def wait_for(predicate: Callable[[], Any], timeout: float = PATIENCE_S, what: str = "condition",
              proc: subprocess.Popen | None = None) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned); fail if ``proc`` exits first."""
+    timeout = max(timeout, PATIENCE_S)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -83,7 +90,13 @@ def events(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "events.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for line in path.read_text().splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break  # the trainer is writing this line right now
+        if line.strip():
+            out.append(json.loads(line))
+    return out
 
 
 def starts(run_dir: Path) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 
 from imacsr_cli.launch.classify import classify, tail_lines
+from imacsr_cli.rundir import End
 
 
 def test_result_file_is_the_truth_about_success():
@@ -25,7 +26,7 @@ def test_exit_codes_map_to_reasons():
 
 
 def test_locked_goes_back_to_the_queue_not_a_failure():
-    out = classify(5, result_exists=False, end_event={"reason": "locked", "message": "held by pid 7"})
+    out = classify(5, result_exists=False, end_event=End(reason="locked", message="held by pid 7"))
     assert (out.verdict, out.reason, out.message) == ("requeue", "locked", "held by pid 7")
 
 

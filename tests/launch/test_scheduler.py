@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from orchhelp import events, grid_file, imacsr, pid_gone, start, starts, wait_for
+from orchhelp import PATIENCE_S, events, grid_file, imacsr, pid_gone, start, starts, wait_for
 from typer.testing import CliRunner
 
 from imacsr_cli.cli.app import app
@@ -50,8 +50,8 @@ def test_two_schedulers_on_one_database_never_share_a_run(tmp_path):
     grid_file(tmp_path, "pair", seeds=(0, 1))
     a = start(["run-grid", "pair.toml", "--jobs", "1"], tmp_path)
     b = start(["run-grid", "pair.toml", "--jobs", "1"], tmp_path)
-    out_a, err_a = a.communicate(timeout=240)
-    out_b, err_b = b.communicate(timeout=240)
+    out_a, err_a = a.communicate(timeout=PATIENCE_S)
+    out_b, err_b = b.communicate(timeout=PATIENCE_S)
     assert (a.returncode, b.returncode) == (0, 0), out_a + err_a + out_b + err_b
     launched_a = set(re.findall(r"^(\w{12}) launched", out_a, re.M))
     launched_b = set(re.findall(r"^(\w{12}) launched", out_b, re.M))
@@ -67,7 +67,9 @@ def test_two_schedulers_on_one_database_never_share_a_run(tmp_path):
 
 def test_kill_9_of_the_scheduler_then_a_restart_completes_every_run_once(tmp_path):
     grid_file(tmp_path, "k9", sweep={"method.name": ["conventional", "imacsr"]})
-    p = start(["run-grid", "k9.toml", "--jobs", "2"], tmp_path, IMACSR_TEST_FAULT="slow@2")
+    # hang@2:once: each first attempt waits at the start of epoch 2 (after epoch 1's checkpoint) until it
+    # is stopped, however slow the machine; the resumed attempt does not hang (the marker).
+    p = start(["run-grid", "k9.toml", "--jobs", "2"], tmp_path, IMACSR_TEST_FAULT="hang@2:once")
     ids = _wait_enqueued(tmp_path, "k9", p)
     runner = CliRunner()
     url = f"sqlite:///{tmp_path}/results/imacsr.db"
@@ -129,7 +131,7 @@ def test_a_run_dir_locked_by_another_trainer_is_running_elsewhere_not_a_failure(
             assert store.get(row.run_id).state in ("queued", "running")
     finally:
         holder.close()  # the other trainer is done: the next attempt gets the directory
-    out, err = p.communicate(timeout=120)
+    out, err = p.communicate(timeout=PATIENCE_S)
     assert p.returncode == 0, out + err
     assert f"{row.run_id} locked: back to the queue" in out
     with _store(tmp_path) as store:
@@ -141,7 +143,7 @@ def test_a_run_dir_locked_by_another_trainer_is_running_elsewhere_not_a_failure(
 
 def test_cancel_a_running_run_stops_its_trainer(tmp_path):
     grid_file(tmp_path, "cx")
-    p = start(["run-grid", "cx.toml"], tmp_path, IMACSR_TEST_FAULT="slow@1")
+    p = start(["run-grid", "cx.toml"], tmp_path, IMACSR_TEST_FAULT="hang@1")  # busy until cancelled
     (run_id,) = _wait_enqueued(tmp_path, "cx", p)
     wait_for(lambda: starts(_run_dir(tmp_path, run_id)), 120, "the trainer's start event", proc=p)
     with _store(tmp_path) as store:
@@ -149,7 +151,7 @@ def test_cancel_a_running_run_stops_its_trainer(tmp_path):
     r = imacsr(["runs", "cancel", run_id[:6]], tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"{run_id} cancelled (was running); SIGTERM sent to its trainer (pid {pid})\n"
-    out, err = p.communicate(timeout=60)
+    out, err = p.communicate(timeout=PATIENCE_S)
     assert p.returncode == 1
     assert f"[1/1] {run_id} cancelled (cancelled): cancelled by the user" in out
     assert pid_gone(pid)

@@ -155,6 +155,22 @@ def test_requeue_keeps_attempts(store):
     assert store.claim("o2", grid="g").attempts == 2
 
 
+def test_retries_are_a_column_counted_by_requeue_and_reset_by_retry(store):
+    store.enqueue("g", rows(1))
+    (run_id,) = store.grid_run_ids("g")
+    store.claim("o", grid="g")
+    store.requeue(run_id, "o", "oom", "retry 1/2 after oom", retry=True)
+    store.claim("o", grid="g")
+    store.requeue(run_id, "o", "interrupted", "stopped by the scheduler")  # not a retry: not counted
+    store.claim("o", grid="g")
+    store.requeue(run_id, "o", "oom", "any text at all", retry=True)  # counted whatever the message says
+    assert store.get(run_id).retries == 2 and store.run(run_id)["retries"] == 2
+    store.claim("o", grid="g")
+    store.finish(run_id, "o", "failed", reason="oom", message="out of memory")
+    assert store.get(run_id).retries == 2
+    assert store.retry(run_id) and store.get(run_id).retries == 0  # a fresh budget
+
+
 def _four_owners(store, n_runs):
     """Enqueue ``n_runs`` and claim four of them by the owners (dead, alive, remote, stale); returns
     those four runs and ``now`` (the stale run's heartbeat is ``now - 1000``)."""
@@ -283,6 +299,23 @@ def test_reenqueue_refreshes_execution_fields_of_unstarted_runs(store):
 def test_final_metrics_per_class_list_form():
     from imacsr_cli.store import final_metrics
 
+    means = {"mIoU": 0.5, "mF1": None, "mPrecision": None, "mRecall": None}
     result = {"classes": ["sky", "road", "car"], "epochs": 3,
-              "metrics": {"dataset": {"mIoU": 0.5, "per_class": {"iou": [0.9, None, 0.1]}}, "paper": {"mIoU": 0.4}}}
+              "metrics": {"dataset": {**means, "per_class": {"iou": [0.9, None, 0.1]}}, "paper": {**means, "mIoU": 0.4}}}
     assert final_metrics(result) == {"mIoU": 0.5, "iou/sky": 0.9, "iou/car": 0.1, "paper/mIoU": 0.4}
+
+
+def test_a_result_that_is_not_a_trainers_is_refused_with_the_key():
+    from imacsr_cli.rundir import ResultError
+    from imacsr_cli.store import final_metrics
+
+    good = {"mIoU": 0.5, "mF1": 0.6, "mPrecision": 0.7, "mRecall": 0.55}
+    for bad, key in (({"metrics": {}}, "metrics.dataset"),
+                     ({"metrics": {"dataset": {**good, "mIoU": 1.5}}}, "metrics.dataset.mIoU"),
+                     ({"metrics": {"dataset": {**good, "mF1": float("nan")}}}, "metrics.dataset.mF1"),
+                     ({"metrics": {"dataset": {k: v for k, v in good.items() if k != "mRecall"}}},
+                      "metrics.dataset.mRecall"),
+                     ({"metrics": {"dataset": good}, "epochs": "3"}, "epochs"),
+                     ({"metrics": {"dataset": good}, "code": {"commit": 7}}, "code")):
+        with pytest.raises(ResultError, match=f"key '{key}"):
+            final_metrics(bad)

@@ -30,9 +30,9 @@ def _schema(path) -> dict:
 
 def test_fresh_database_has_current_version(tmp_path):
     with Store.open(str(tmp_path / "a.db")) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 3
+        assert s.schema_version() == SCHEMA_VERSION == 4
     with Store.open(str(tmp_path / "a.db")) as s:  # reopening changes nothing
-        assert s.schema_version() == 3
+        assert s.schema_version() == 4
     con = sqlite3.connect(tmp_path / "a.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -54,8 +54,9 @@ def test_upgrade_from_v1(tmp_path):
     con.commit()
     con.close()
     with Store.open(str(old)) as s:
-        assert s.schema_version() == 3
+        assert s.schema_version() == 4
         rec = s.get("r1")
+        assert rec.retries == 0 and s.run("r1")["code"] is None  # finished before v3: no code recorded
         assert (rec.state, rec.position, rec.spacing, rec.seed) == ("succeeded", "input", 2, 7)
         assert s.run("r1")["points"] == ["stem", "layer1.1"]
         assert s.runs_frame("g")["final/mIoU"].tolist() == [0.5]
@@ -64,6 +65,45 @@ def test_upgrade_from_v1(tmp_path):
     fresh = tmp_path / "fresh.db"
     Store.open(str(fresh)).close()
     assert _schema(old) == _schema(fresh)  # an upgraded database is the same as a new one
+
+
+def test_upgrade_from_v2_keeps_the_retry_budget_spent(tmp_path):
+    """v3 keeps the retries spent in a column; the upgrade counts them once from the v2 event text."""
+    from sqlalchemy import create_engine
+
+    from imacsr_cli.store.migrations import MIGRATIONS
+
+    old = tmp_path / "v2.db"
+    con = sqlite3.connect(old)
+    for sql in V1_DDL:
+        con.execute(sql)
+    con.commit()
+    con.close()
+    engine = create_engine(f"sqlite:///{old}")
+    with engine.begin() as conn:
+        MIGRATIONS[2](conn)
+        conn.exec_driver_sql("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        for run_id, state in (("q1", "queued"), ("q2", "queued"), ("f1", "failed")):
+            conn.exec_driver_sql(
+                "INSERT INTO runs (run_id, spec_json, model, variant, dataset, method, num_points, seed, state, "
+                "attempts, epoch, epochs, created_at) VALUES (?, ?, 'deeplabv3plus', 'smp', 'synthetic', "
+                "'imacsr', 2, 7, ?, 1, 0, 3, 1.0)", (run_id, json.dumps(spec_dict(7)), state))
+        events = [("q1", "requeued", "retry 1/3 after oom: out of memory"), ("q1", "requeued", "interrupted"),
+                  ("q1", "requeued", "retry 2/3 after oom: out of memory"),
+                  ("q2", "requeued", "retry 1/3 after oom"), ("q2", "retried", "was failed"),
+                  ("q2", "requeued", "retry 1/3 after interrupted"),
+                  ("f1", "requeued", "retry 1/1 after oom")]
+        for run_id, kind, detail in events:
+            conn.exec_driver_sql("INSERT INTO events (run_id, time, kind, detail) VALUES (?, 1.0, ?, ?)",
+                                 (run_id, kind, detail))
+    engine.dispose()
+    with Store.open(str(old)) as s:
+        assert s.schema_version() == 4
+        # q1: two retries; q2: one since the manual retry; f1 has ended (a `runs retry` resets it anyway).
+        assert [s.get(r).retries for r in ("q1", "q2", "f1")] == [2, 1, 0]
+    fresh = tmp_path / "fresh.db"
+    Store.open(str(fresh)).close()
+    assert _schema(old) == _schema(fresh)
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -75,7 +115,7 @@ def test_newer_schema_is_refused(tmp_path):
     con.close()
     with pytest.raises(StoreError) as err:
         Store.open(str(path))
-    assert str(err.value) == f"database {path} has schema version 99; this imacsr knows up to 3: upgrade imacsr"
+    assert str(err.value) == f"database {path} has schema version 99; this imacsr knows up to 4: upgrade imacsr"
 
 
 def test_foreign_sqlite_is_refused(tmp_path):

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from imacsr_cli import errors
 from imacsr_cli.cli.app import app
+from imacsr_cli.rundir import RunPaths, code_version, codes, read_events, read_result
 from imacsr_cli.spec import RunSpec, resolve
-from imacsr_cli.train.events import read_events
 from imacsr_cli.train.loop import run
 from imacsr_cli.train.metrics import dataset_metrics
 
@@ -34,7 +33,7 @@ def _run_dir(tmp_path: Path, name: str, spec: dict = TINY) -> Path:
     return d
 
 
-def _events(d: Path) -> list[dict]:
+def _events(d: Path) -> list:
     return read_events(d / "events.jsonl")[0]
 
 
@@ -53,12 +52,16 @@ def test_run_writes_every_file_and_a_consistent_result(tmp_path):
     for key in ("mIoU", "mF1", "mPrecision", "mRecall"):
         assert result["metrics"]["dataset"][key] == pytest.approx(again[key])
     assert set(result["metrics"]["paper"]) >= {"mIoU", "mF1", "mPrecision", "mRecall", "per_class"}
-    kinds = [e["event"] for e in _events(d)]
+    # The run directory's reader accepts it, and it names the code that trained it (this checkout).
+    typed = read_result(RunPaths(d), result["run_id"])
+    assert typed.code == code_version() and typed.code.imacsr  # commit: None outside a git checkout
+    assert typed.dataset.means["mIoU"] == result["metrics"]["dataset"]["mIoU"]
+    kinds = [e.kind for e in _events(d)]
     assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("epoch") == 2
-    epoch = next(e for e in _events(d) if e["event"] == "epoch")
-    assert set(epoch["train"]) == {"loss", "ce", "mi/stem", "ne/stem", "mi/layer1.1", "ne/layer1.1"}
+    epoch = next(e for e in _events(d) if e.kind == "epoch")
+    assert set(epoch.train) == {"loss", "ce", "mi/stem", "ne/stem", "mi/layer1.1", "ne/layer1.1"}
     # A second start does nothing: result.json is the truth.
-    assert run(d) == 0 and [e["event"] for e in _events(d)] == kinds
+    assert run(d) == 0 and [e.kind for e in _events(d)] == kinds
     # Without result.json, the final checkpoint (weights only) is evaluated again: same result.
     (d / "result.json").unlink()
     assert run(d) == 0
@@ -73,12 +76,12 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch)
 
     resumed = _run_dir(tmp_path, "resumed")
     monkeypatch.setenv("IMACSR_TEST_FAULT", "crash@2:once")
-    assert run(resumed) == errors.EXIT_CRASH  # dies at the start of epoch 2, after epoch 1's checkpoint
+    assert run(resumed) == codes.EXIT_CRASH  # dies at the start of epoch 2, after epoch 1's checkpoint
     assert not (resumed / "result.json").exists()
     assert "injected crash" in (resumed / "train.log").read_text()
     assert run(resumed) == 0  # the marker makes the fault fire once
-    starts = [e for e in _events(resumed) if e["event"] == "start"]
-    assert [s["resumed_from"] for s in starts] == [0, 1]
+    starts = [e for e in _events(resumed) if e.kind == "start"]
+    assert [s.resumed_from for s in starts] == [0, 1]
 
     a = json.loads((straight / "result.json").read_text())
     b = json.loads((resumed / "result.json").read_text())
@@ -89,9 +92,9 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch)
 def test_nonfinite_loss_stops_with_reason(tmp_path, monkeypatch):
     d = _run_dir(tmp_path, "nan")
     monkeypatch.setenv("IMACSR_TEST_FAULT", "nan@1")
-    assert run(d) == errors.EXIT_NONFINITE
+    assert run(d) == codes.EXIT_NONFINITE
     end = _events(d)[-1]
-    assert end["event"] == "end" and end["reason"] == "nonfinite" and end["message"].startswith("loss is nan at epoch 1, step 1")
+    assert end.kind == "end" and end.reason == "nonfinite" and end.message.startswith("loss is nan at epoch 1, step 1")
     assert not (d / "result.json").exists()
 
 
@@ -101,22 +104,24 @@ def test_second_trainer_on_a_locked_dir_exits_5(tmp_path):
     d = _run_dir(tmp_path, "locked")
     with open(d / ".lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        assert run(d) == errors.EXIT_LOCKED
+        assert run(d) == codes.EXIT_LOCKED
     assert not (d / "events.jsonl").exists()
 
 
 def test_sigterm_stops_the_process_with_exit_6_and_keeps_the_checkpoint(tmp_path):
     d = _run_dir(tmp_path, "term")
-    env = {**os.environ, "IMACSR_TEST_FAULT": "slow@2"}
+    # hang@2: after epoch 1's checkpoint and event the trainer waits at the start of epoch 2 until it is
+    # signalled, however slow the machine is (a timed fault could finish the run before the signal).
+    env = {**os.environ, "IMACSR_TEST_FAULT": "hang@2"}
     proc = subprocess.Popen([sys.executable, "-m", "imacsr_cli.train", str(d)], env=env)
-    deadline = time.time() + 120
-    while not any(e["event"] == "epoch" for e in _events(d)):
-        assert time.time() < deadline and proc.poll() is None
+    deadline = time.monotonic() + 600  # a bound on a hang, not a speed requirement
+    while not any(e.kind == "epoch" for e in _events(d)):
+        assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == errors.EXIT_INTERRUPTED
+    assert proc.wait(timeout=600) == codes.EXIT_INTERRUPTED
     end = _events(d)[-1]
-    assert (end["status"], end["reason"], end["message"]) == ("interrupted", "interrupted", "received SIGTERM")
+    assert (end.status, end.reason, end.message) == ("interrupted", "interrupted", "received SIGTERM")
     assert (d / "checkpoint.pt").is_file() and not (d / "result.json").exists()
 
 

@@ -1,6 +1,7 @@
-"""RunPaths: every file of a run, derived from its directory in one place.
+"""RunPaths: every file of a run directory, named in one place.
 
-The trainer writes these files and the scheduler reads them; both take the names from here.
+The trainer writes these files and the scheduler, the CLI and the benchmarks read them; all take the
+names from here (imacsr_cli.rundir).
 """
 
 from __future__ import annotations

@@ -18,10 +18,13 @@ def models(
     for name in registry.names():
         entry = registry.get(name)
         for variant in entry.variants:
-            model = registry.build(name, variant, classes)
+            # From the entry's metadata (no torch); a model that does not give its size is built.
+            params = entry.parameter_count(variant, classes)
+            if params is None:
+                params = registry.count_parameters(registry.build(name, variant, classes))
             rows.append({
                 "model": name, "variant": variant, "default": variant == entry.default_variant,
-                "classes": classes, "parameters": registry.count_parameters(model),
+                "classes": classes, "parameters": params,
                 "points": [{"name": p.name, "channels": p.channels, "stride": p.stride} for p in entry.points(variant)],
                 "description": entry.description,
             })

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-
-import torch
-from torch.utils.data import Dataset
+from typing import TYPE_CHECKING
 
 from imacsr_cli.data.files import Sample, Scan
 from imacsr_cli.data.labels import LabelCodec, read_rgb
 from imacsr_cli.data.registry import DatasetEntry, DatasetInfo, register
 from imacsr_cli.data.splits import SplitLists
-from imacsr_cli.data.transforms import EvalTransform, TrainTransform, sample_rng
 from imacsr_cli.errors import DataError
 from imacsr_cli.spec.runspec import DataSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from imacsr_cli.data.transforms import EvalTransform, TrainTransform
+
+# Registering a reader (discovery, spec.resolve, the plan) imports no torch: transforms.py (torch) is
+# imported when a dataset is built. PairedDataset is a plain map-style dataset (__len__, __getitem__),
+# which is all a DataLoader needs.
 
 
 class Reader:
@@ -42,16 +48,19 @@ class Reader:
         raise NotImplementedError
 
 
-class PairedDataset(Dataset):
+class PairedDataset:
     """(image, label) pairs from files: float32 (3, H, W) normalised, int64 (H, W) training ids.
 
     ``set_seed``/``set_epoch``: see transforms.py. Evaluation ignores them.
     """
 
     def __init__(self, samples: list[Sample], codec: LabelCodec, transform: TrainTransform | EvalTransform):
+        from imacsr_cli.data.transforms import TrainTransform, sample_rng
+
         self.samples = samples
         self.codec = codec
         self.transform = transform
+        self._rng = sample_rng if isinstance(transform, TrainTransform) else None
         self.seed = 0
         self.epoch = 0
 
@@ -78,12 +87,14 @@ class PairedDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = self.load(index)
-        rng = sample_rng(self.seed, self.epoch, index) if isinstance(self.transform, TrainTransform) else None
+        rng = self._rng(self.seed, self.epoch, index) if self._rng is not None else None
         return self.transform(image, label, rng)  # type: ignore[arg-type]
 
 
 def build_dataset(reader: Reader, spec: DataSpec, split: str, root: Path | None) -> PairedDataset:
     """The train or val dataset of a resolved data spec; tree problems raise DataError here."""
+    from imacsr_cli.data.transforms import EvalTransform, TrainTransform
+
     scan = reader.scan(root)
     scan.require_complete()
     lists = reader.split(scan, spec.split)

@@ -1,7 +1,11 @@
 """Dataset registry: name → class table, defaults and a builder of train/val datasets.
 
 A dataset module registers itself with ``register(DatasetEntry(...))`` at import time;
-``imacsr_cli.data`` imports every module of this package, so a new dataset is a new file.
+``imacsr_cli.data`` imports every dataset module of this package, so a new dataset is a new file.
+
+The registry and the entries are metadata (class tables, defaults, splits) and import no torch:
+``spec.resolve`` and ``run-grid --plan`` read them without loading torch. A dataset module imports
+torch only inside ``build`` (when the trainer asks for data), e.g. through paired.py.
 
 Every dataset yields ``(image, label)``: image float32 (3, H, W), ImageNet-normalised; label int64
 (H, W) holding training ids 0..K-1 and ``IGNORE_INDEX`` for void/unlabelled pixels.
@@ -12,13 +16,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import torch
-from torch.utils.data import Dataset
+from typing import TYPE_CHECKING, Callable
 
 from imacsr_cli.errors import DataError, SpecError
 from imacsr_cli.spec.runspec import DataSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch.utils.data import Dataset
 
 IGNORE_INDEX = 255
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -115,6 +120,8 @@ def pad_collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.T
 
     Padding is labelled IGNORE_INDEX, so it never counts in the loss or the metrics.
     """
+    import torch
+
     h = max(img.shape[-2] for img, _ in batch)
     w = max(img.shape[-1] for img, _ in batch)
     images = torch.zeros(len(batch), batch[0][0].shape[0], h, w, dtype=batch[0][0].dtype)

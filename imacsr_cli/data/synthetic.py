@@ -13,12 +13,15 @@ flip uses (training seed, epoch, index), so a resumed run sees the same augmenta
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from imacsr_cli.data.registry import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, DatasetEntry, DatasetInfo, register
 from imacsr_cli.spec.runspec import DataSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 CLASSES = (
     "sky", "building", "pole", "road", "sidewalk", "tree",
@@ -155,10 +158,14 @@ def render(index: int, split: str, height: int, width: int) -> tuple[np.ndarray,
     return np.clip(img, 0, 1).astype(np.float32), c.lab
 
 
-class SyntheticStreets(Dataset):
-    """``num`` scenes of one split at (height, width); training samples may be flipped."""
+class SyntheticStreets:
+    """``num`` scenes of one split at (height, width); training samples may be flipped. A plain
+    map-style dataset (a DataLoader needs only __len__ and __getitem__): importing this module, as
+    discovery does, imports no torch."""
 
     def __init__(self, split: str, num: int, size: tuple[int, int], hflip: bool):
+        import torch
+
         self.split, self.num, self.size = split, num, size
         self.hflip = hflip and split == "train"
         self.seed, self.epoch = 0, 0
@@ -175,6 +182,8 @@ class SyntheticStreets(Dataset):
         return self.num
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         img, lab = render(index, self.split, *self.size)
         image = (torch.from_numpy(img).permute(2, 0, 1) - self._mean) / self._std
         label = torch.from_numpy(lab.astype(np.int64))
@@ -183,7 +192,7 @@ class SyntheticStreets(Dataset):
         return image.contiguous(), label.contiguous()
 
 
-def _build(spec: DataSpec, split: str, root: object) -> Dataset:
+def _build(spec: DataSpec, split: str, root: object) -> SyntheticStreets:
     num = spec.num_train if split == "train" else spec.num_val
     size = spec.train_size if split == "train" else spec.eval_size
     return SyntheticStreets(split, num, tuple(size), spec.hflip)

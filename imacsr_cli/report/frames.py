@@ -68,11 +68,11 @@ def identity_spec(spec_json: str | dict[str, Any]) -> dict[str, Any]:
     out, so two runs never count as "different" for them.
     """
     from imacsr_cli.errors import SpecError
-    from imacsr_cli.spec.runspec import RunSpec
+    from imacsr_cli.spec.runspec import identity_dict
 
     raw = json.loads(spec_json) if isinstance(spec_json, str) else dict(spec_json)
     try:
-        return RunSpec.from_dict(raw, source="stored spec").to_dict(identity_only=True)
+        return identity_dict(raw, source="stored spec")  # RunSpec.from_dict(...).to_dict(identity_only=True)
     except SpecError:
         return raw  # a spec of another schema version: compare it as stored
 
@@ -88,12 +88,18 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+_UNSET = object()
+
 # points.names follows from count/position/spacing: when those differ, naming names too is noise.
 _DERIVED = {"points.names": ("points.count", "points.position", "points.spacing")}
 
 
 def spec_differences(specs: Sequence[dict[str, Any]], ignore: Iterable[str] = (SEED_KEY,)) -> dict[str, list]:
     """Dotted keys whose values differ among the specs -> their distinct values (sorted)."""
+    if specs:  # a cell's runs share most sections: flatten only those that differ somewhere
+        first = specs[0]
+        varying = {k for s in specs for k in {*s, *first} if s.get(k, _UNSET) != first.get(k, _UNSET)}
+        specs = [{k: v for k, v in s.items() if k in varying} for s in specs]
     flat = [flatten(s) for s in specs]
     keys = sorted(set().union(*flat)) if flat else []
     skip = set(ignore)
@@ -207,7 +213,8 @@ def aggregate(
     """
     def place(frame: pd.DataFrame) -> dict[tuple, list[int]]:
         out: dict[tuple, list[int]] = {}
-        for idx, run in frame.iterrows():
+        # Plain dicts, not iterrows(): a pandas Series per run costs more than all the rest.
+        for idx, run in zip(frame.index, frame.to_dict("records")):
             k = key(run)
             if k is not None:
                 out.setdefault(tuple(k), []).append(idx)

@@ -31,6 +31,7 @@ expansion into ``GridRow``s.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections import Counter
@@ -39,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from imacsr_cli.errors import SpecError
-from imacsr_cli.spec.gridfile import Block, GridParsing, flatten
+from imacsr_cli.spec.gridfile import Block, GridParsing
 from imacsr_cli.spec.gridfile import experiments_dirs, find_grid  # noqa: F401  (public here, as before)
-from imacsr_cli.spec.runspec import RunSpec, merge, set_dotted
+from imacsr_cli.spec.runspec import RunSpec, attribute, check_value, get_dotted
 
 
 # ---- the grid and its rows ----------------------------------------------------------------------
@@ -127,7 +128,10 @@ class GridSpec(GridParsing):
         seeds: tuple[int | None, ...] = self.seeds or (None,)
         rows: list[GridRow] = []
         by_key: dict[str, int] = {}
+        # Each row is validated once (one RunSpec), each distinct spec resolved and hashed once.
         resolved_cache: dict[str, tuple[RunSpec, str]] = {}
+        excludes = self._compiled_excludes()
+        base = RunSpec.from_dict(self.base, source=f"{self.source} [base]")
         used_excludes: set[int] = set()
         self.warnings = []
         raw = self.raw_rows()
@@ -136,12 +140,8 @@ class GridSpec(GridParsing):
                 over = dict(over)
                 if seed is not None:
                     over["train.seed"] = seed
-                tree = dict(self.base)
-                for key, value in over.items():
-                    tree = merge(tree, _nest(key, value))
-                desc = _describe(over)
-                spec = RunSpec.from_dict(tree, source=f"{self.source} {where} ({desc})")
-                hit = self._excluded(spec, labels)
+                spec = self._row_spec(base, over)
+                hit = _excluded(excludes, spec, labels)
                 if hit is not None:
                     used_excludes.add(hit)
                     continue
@@ -155,12 +155,12 @@ class GridSpec(GridParsing):
                     final = spec
                 else:
                     error = None
-                    ck = json.dumps(spec.to_dict(), sort_keys=True)
+                    ck = repr(over)  # the row's own keys over the one base: the same keys, the same spec
                     if ck not in resolved_cache:
                         try:
                             r = resolve(spec)
                         except SpecError as exc:
-                            raise SpecError(f"{self.source} {where} ({desc}): {exc}") from None
+                            raise SpecError(f"{self.source} {where} ({_describe(over)}): {exc}") from None
                         resolved_cache[ck] = (r, r.run_id)
                     final, run_id = resolved_cache[ck]
                     key = run_id
@@ -173,8 +173,9 @@ class GridSpec(GridParsing):
                     if where not in first.sources:
                         first.sources.append(where)
                     self.warnings.append(
-                        f"{self.source}: {where} ({desc}) is the same run as {first.where} ({first.describe()}); "
-                        f"kept once" + ("; its labels were added to that run as another cell" if added else "")
+                        f"{self.source}: {where} ({_describe(over)}) is the same run as {first.where} "
+                        f"({first.describe()}); kept once"
+                        + ("; its labels were added to that run as another cell" if added else "")
                     )
                     continue
                 by_key[key] = len(rows)
@@ -186,23 +187,30 @@ class GridSpec(GridParsing):
         self._rows = rows
         return rows
 
-    def _excluded(self, spec: RunSpec, labels: dict[str, str]) -> int | None:
-        if not self.excludes:
-            return None
-        flat = flatten(spec.to_dict())
-        for i, ex in enumerate(self.excludes):
-            ok = True
+    def _row_spec(self, base: RunSpec, over: dict[str, Any]) -> RunSpec:
+        """The row's spec as written: ``base`` with the row's dotted keys. Every value was validated
+        for its key when the file was loaded, and the base once, so the row is built, not re-parsed."""
+        sections: dict[str, dict[str, Any]] = {}
+        for key, value in over.items():
+            section, _, name = key.partition(".")
+            sections.setdefault(section, {})[attribute(type(getattr(base, section)), name)] = \
+                check_value(key, value, self.source)
+        return dataclasses.replace(base, **{section: dataclasses.replace(getattr(base, section), **changes)
+                                            for section, changes in sections.items()})
+
+    def _compiled_excludes(self) -> list[list[tuple[str, Any]]]:
+        """Each [[exclude]] as (dotted key, wanted value) pairs, the spec values coerced once to their
+        field's type (so 1 matches 1.0), labels as strings."""
+        out = []
+        for ex in self.excludes:
+            pairs = []
             for key, value in ex.items():
                 if key.startswith("labels."):
-                    ok = labels.get(key[7:]) == str(value)
+                    pairs.append((key, str(value)))
                 else:
-                    want = flatten(RunSpec.from_dict(_nest(key, value)).to_dict())[key]
-                    ok = flat.get(key) == want
-                if not ok:
-                    break
-            if ok:
-                return i
-        return None
+                    pairs.append((key, _plain(check_value(key, value, self.source))))
+            out.append(pairs)
+        return out
 
     def valid_rows(self) -> list[GridRow]:
         """The rows that can run (no ``error``)."""
@@ -237,17 +245,30 @@ class GridSpec(GridParsing):
 # ---- helpers ------------------------------------------------------------------------------------
 
 
+def _excluded(excludes: list[list[tuple[str, Any]]], spec: RunSpec, labels: dict[str, str]) -> int | None:
+    """The index of the first [[exclude]] that matches the row (its spec as written and its labels)."""
+    for i, pairs in enumerate(excludes):
+        for key, want in pairs:
+            if key.startswith("labels."):
+                if labels.get(key[7:]) != want:
+                    break
+            else:
+                if _plain(get_dotted(spec, key)) != want:
+                    break
+        else:
+            return i
+    return None
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
 def _installed() -> tuple[set[str], set[str]]:
     from imacsr_cli.data import registry as data_registry
     from imacsr_cli.models import registry as model_registry
 
     return set(model_registry.names()), set(data_registry.names())
-
-
-def _nest(dotted: str, value: Any) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    set_dotted(tree, dotted, value)
-    return tree
 
 
 def _describe(over: dict[str, Any]) -> str:

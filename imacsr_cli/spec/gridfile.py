@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imacsr_cli.errors import NotFound, SpecError
-from imacsr_cli.spec.runspec import RunSpec, field_docs, read_toml, set_dotted
+from imacsr_cli.spec.runspec import RunSpec, check_value, field_docs, read_toml_text, set_dotted
 
 if TYPE_CHECKING:  # pragma: no cover
     from imacsr_cli.spec.grid import GridSpec
@@ -92,8 +92,7 @@ class GridParsing:
     def load(cls, path: str | Path) -> GridSpec:
         """Read and validate a grid file; SpecError (one line: file, key, what was expected) if bad."""
         p = Path(path)
-        data = read_toml(p)
-        text = p.read_text(encoding="utf-8")
+        text, data = read_toml_text(p)  # one read: parsed here, the text kept in the database
         return cls.from_dict(data, source=str(path), default_name=p.stem, path=p, toml_text=text)
 
     @classmethod
@@ -267,9 +266,7 @@ class GridParsing:
                 raise SpecError(f"{self.source} {where}: {exc}") from None
             RunSpec.from_dict(tree, source=f"{self.source} {where}")
             raise SpecError(f"{self.source} {where}: unknown key '{key}'")
-        tree = {}
-        set_dotted(tree, key, value)
-        RunSpec.from_dict(tree, source=f"{self.source} {where}")
+        check_value(key, value, f"{self.source} {where}")
 
 
 # ---- helpers ------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def _resolve(spec: RunSpec) -> RunSpec:
         method = dataclasses.replace(spec.method, name="conventional", alpha=[], lam=[],
                                      adapter=_DEFAULT_METHOD.adapter, ne=_DEFAULT_METHOD.ne)
     else:
-        candidates = [p.name for p in entry.points(variant)]
+        candidates = list(model_registry.point_names(entry.name, variant))
         label = f"{entry.name} ({variant})"
         if spec.points.names:
             names = select_names(candidates, spec.points.names, label)

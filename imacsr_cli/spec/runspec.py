@@ -21,6 +21,7 @@ the field is declared): a default never changes silently. Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import tomllib
@@ -28,7 +29,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from imacsr_cli.errors import SpecError
 
@@ -176,14 +177,21 @@ class RunSpec:
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file; syntax errors become one line with the file, line and column."""
+    return read_toml_text(path)[1]
+
+
+def read_toml_text(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """The text of a TOML file and what it holds, from one read; every problem is one line."""
     p = Path(path)
     try:
-        with p.open("rb") as fh:
-            return tomllib.load(fh)
+        text = p.read_text(encoding="utf-8")
+        return text, tomllib.loads(text)
     except FileNotFoundError:
         raise SpecError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise SpecError(f"{path}: is a directory, expected a TOML file") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text, expected a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: TOML syntax error: {exc}") from None
 
@@ -195,27 +203,146 @@ def _key_of(f: dataclasses.Field) -> str:
     return f.metadata.get("key") or f.name
 
 
-def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
-    where = prefix.rstrip(".") or "(top level)"
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: key '{where}': expected a table, got {_show(data)}")
+class _Slot(typing.NamedTuple):
+    """One field of a spec dataclass, as validation and hashing read it."""
+
+    key: str  # TOML key
+    name: str  # attribute
+    type: Any
+    section: bool  # a nested spec dataclass
+    identity: bool
+    legacy: Any  # _NO_LEGACY, or the value at which the key stays out of the hash
+    since: str
+    convert: Callable[[Any], Any] | None  # checks and converts a TOML/JSON value (None for a section)
+    default: Any  # the default value (a section: None)
+
+
+@functools.cache
+def _schema(cls: type) -> tuple[_Slot, ...]:
+    """The fields of a spec dataclass, computed once per class (typing.get_type_hints evaluates every
+    annotation: far too slow to repeat for each row of a grid)."""
     hints = typing.get_type_hints(cls)
-    fields = {_key_of(f): f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
+    slots = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        section = dataclasses.is_dataclass(tp)
+        default = None if section else f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        slots.append(_Slot(_key_of(f), f.name, tp, section, f.metadata.get("identity", True),
+                           f.metadata.get("legacy", _NO_LEGACY), f.metadata.get("since", ""),
+                           None if section else _converter(tp), default))
+    return tuple(slots)
+
+
+@functools.cache
+def _keys(cls: type) -> frozenset[str]:
+    return frozenset(slot.key for slot in _schema(cls))
+
+
+def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        where = prefix.rstrip(".") or "(top level)"
+        raise SpecError(f"{source}: key '{where}': expected a table, got {_show(data)}")
+    if not data.keys() <= _keys(cls):
+        unknown = sorted(set(data) - _keys(cls))
         raise SpecError(
-            f"{source}: unknown key '{prefix}{unknown[0]}'; expected one of {', '.join(sorted(fields))}"
+            f"{source}: unknown key '{prefix}{unknown[0]}'; expected one of {', '.join(sorted(_keys(cls)))}"
         )
     kwargs = {}
-    for key, f in fields.items():
-        if key not in data:
+    for slot in _schema(cls):
+        if slot.key not in data:
             continue
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[f.name] = _build(tp, data[key], source, f"{prefix}{key}.")
+        if slot.section:
+            kwargs[slot.name] = _build(slot.type, data[slot.key], source, f"{prefix}{slot.key}.")
         else:
-            kwargs[f.name] = _coerce(tp, data[key], source, f"{prefix}{key}")
+            kwargs[slot.name] = _coerce_slot(slot, data[slot.key], source, prefix)
     return cls(**kwargs)
+
+
+def _coerce_slot(slot: _Slot, value: Any, source: str, prefix: str) -> Any:
+    try:
+        return slot.convert(value)  # type: ignore[misc]
+    except _Mismatch:
+        raise SpecError(f"{source}: key '{prefix}{slot.key}': expected {_describe(slot.type)}, "
+                        f"got {_show(value)}") from None
+
+
+def identity_dict(data: dict[str, Any], source: str = "spec") -> dict[str, Any]:
+    """``RunSpec.from_dict(data, source).to_dict(identity_only=True)``, without building the spec:
+    reports read it for every stored run. Same validation, same SpecError messages."""
+    return _identity_dict(RunSpec, data, source, "")
+
+
+# Sections repeat across the runs of a grid (one model, one dataset...): their identity dicts are
+# remembered by the section's repr (a pure function of it), so a report over 20,000 runs converts
+# each distinct section once. Bounded; the callers get copies.
+_SECTION_MEMO: dict[tuple[type, str], dict[str, Any]] = {}
+
+
+def _identity_section(cls: type, data: Any, source: str, prefix: str) -> dict[str, Any]:
+    key = (cls, repr(data))
+    hit = _SECTION_MEMO.get(key)
+    if hit is None:
+        hit = _identity_dict(cls, data, source, prefix)
+        if len(_SECTION_MEMO) < 10_000:
+            _SECTION_MEMO[key] = hit
+    return {k: list(v) if isinstance(v, list) else v for k, v in hit.items()}
+
+
+def _identity_dict(cls: type, data: Any, source: str, prefix: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: key '{prefix.rstrip('.') or '(top level)'}': expected a table, got {_show(data)}")
+    if not data.keys() <= _keys(cls):
+        unknown = sorted(set(data) - _keys(cls))
+        raise SpecError(
+            f"{source}: unknown key '{prefix}{unknown[0]}'; expected one of {', '.join(sorted(_keys(cls)))}"
+        )
+    out: dict[str, Any] = {}
+    for slot in _schema(cls):
+        present = slot.key in data
+        if slot.section:
+            value: Any = _identity_section(slot.type, data[slot.key] if present else {}, source,
+                                           f"{prefix}{slot.key}.")
+            if not slot.identity or not value and slot.since:
+                continue
+        else:
+            value = _coerce_slot(slot, data[slot.key], source, prefix) if present else slot.default
+            if not slot.identity or slot.legacy is not _NO_LEGACY and _same(value, slot.legacy):
+                continue
+            if isinstance(value, (tuple, list)):
+                value = list(value)
+        out[slot.key] = value
+    return out
+
+
+@functools.cache
+def _attributes(cls: type) -> dict[str, str]:
+    """TOML key → attribute name ('lambda' → 'lam') of a spec dataclass."""
+    return {slot.key: slot.name for slot in _schema(cls)}
+
+
+def attribute(cls: type, key: str) -> str:
+    """The attribute of a spec dataclass that holds TOML key ``key`` ('lambda' → 'lam')."""
+    return _attributes(cls)[key]
+
+
+def get_dotted(spec: Any, dotted: str) -> Any:
+    """The value of a dotted TOML key ('method.lambda') of a spec."""
+    obj = spec
+    for part in dotted.split("."):
+        obj = getattr(obj, attribute(type(obj), part))
+    return obj
+
+
+def check_value(dotted: str, value: Any, source: str) -> Any:
+    """Validate one value for a dotted key ('points.count') as RunSpec.from_dict would, without
+    building a spec (grid files check every swept value this way). The key must be a leaf key."""
+    section, _, name = dotted.partition(".")
+    for sec in _schema(RunSpec):
+        if sec.key == section:
+            for slot in _schema(sec.type):
+                if slot.key == name:
+                    return _coerce_slot(slot, value, source, f"{section}.")
+    raise KeyError(dotted)
 
 
 def _show(value: Any) -> str:
@@ -245,43 +372,48 @@ class _Mismatch(Exception):
 
 
 def _convert(tp: Any, value: Any) -> Any:
+    return _converter(tp)(value)
+
+
+def _mismatch() -> Any:
+    raise _Mismatch
+
+
+@functools.cache
+def _converter(tp: Any) -> Callable[[Any], Any]:
+    """A function that checks and converts a TOML value to ``tp`` (raises _Mismatch), made once per type:
+    grids validate thousands of rows, and walking the typing objects for each value is most of it."""
     origin = typing.get_origin(tp)
     if origin is Literal:
-        if value in typing.get_args(tp) and isinstance(value, str):
-            return value
-        raise _Mismatch
+        allowed = frozenset(a for a in typing.get_args(tp))
+        return lambda v: v if isinstance(v, str) and v in allowed else _mismatch()
     if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            try:
-                return _convert(arg, value)
-            except _Mismatch:
-                continue
-        raise _Mismatch
+        options = [_converter(a) for a in typing.get_args(tp)]
+
+        def union(v: Any) -> Any:
+            for convert in options:
+                try:
+                    return convert(v)
+                except _Mismatch:
+                    continue
+            raise _Mismatch
+
+        return union
     if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise _Mismatch
-        return tuple(_convert(a, v) for a, v in zip(args, value))
+        items = [_converter(a) for a in typing.get_args(tp)]
+        return lambda v: (tuple(c(x) for c, x in zip(items, v))
+                          if isinstance(v, (list, tuple)) and len(v) == len(items) else _mismatch())
     if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise _Mismatch
-        return [_convert(typing.get_args(tp)[0], v) for v in value]
+        item = _converter(typing.get_args(tp)[0])
+        return lambda v: [item(x) for x in v] if isinstance(v, (list, tuple)) else _mismatch()
     if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Mismatch
+        return lambda v: v if isinstance(v, bool) else _mismatch()
     if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _Mismatch
+        return lambda v: v if isinstance(v, int) and not isinstance(v, bool) else _mismatch()
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise _Mismatch
+        return lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else _mismatch()
     if tp is str:
-        if isinstance(value, str):
-            return value
-        raise _Mismatch
+        return lambda v: v if isinstance(v, str) else _mismatch()
     raise TypeError(f"unsupported spec field type {tp}")
 
 
@@ -301,29 +433,22 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _at_legacy(f: dataclasses.Field, value: Any) -> bool:
-    """True when ``f`` is a key added later (``legacy`` in its metadata) holding its legacy value."""
-    return "legacy" in f.metadata and _same(value, f.metadata["legacy"])
-
-
 def _to_dict(obj: Any, identity_only: bool) -> dict[str, Any]:
     """Nested dict in TOML layout. ``identity_only``: what the hash reads (docs/contracts.md, "Run
     identity"): no ``identity=False`` key, no later key at its legacy value, and no section added
-    later (``since`` in its metadata) that is left empty by that rule."""
+    later (``since``) that is left empty by that rule."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        if identity_only and not f.metadata.get("identity", True):
+    for slot in _schema(type(obj)):
+        value = getattr(obj, slot.name)
+        if identity_only and (not slot.identity or slot.legacy is not _NO_LEGACY and _same(value, slot.legacy)):
             continue
-        value = getattr(obj, f.name)
-        if identity_only and _at_legacy(f, value):
-            continue
-        if dataclasses.is_dataclass(value):
+        if slot.section:
             value = _to_dict(value, identity_only)
-            if identity_only and not value and f.metadata.get("since"):
+            if identity_only and not value and slot.since:
                 continue
         elif isinstance(value, (tuple, list)):
             value = list(value)
-        out[_key_of(f)] = value
+        out[slot.key] = value
     return out
 
 

@@ -101,12 +101,13 @@ def _entry(source: str, written: dict[str, Any]) -> dict[str, Any]:
 
 
 def _written(grid: Any, row: Any) -> dict[str, Any]:
-    from imacsr_cli.spec.grid import _nest
-    from imacsr_cli.spec.runspec import merge
+    import copy
 
-    tree = dict(grid.base)
+    from imacsr_cli.spec.runspec import set_dotted
+
+    tree = copy.deepcopy(grid.base)
     for key, value in row.overrides.items():
-        tree = merge(tree, _nest(key, value))
+        set_dotted(tree, key, value)
     return tree
 
 

@@ -84,11 +84,12 @@ def test_a_conventional_run_keeps_a_new_method_key():
 
 
 def test_legacy_false_is_not_zero():
-    # True == 1 and False == 0 in Python; as spec values they differ.
-    f = next(f for f in dataclasses.fields(TrainSpecLater) if f.name == "clip")
-    from imacsr_cli.spec.runspec import _at_legacy
+    # True == 1 and False == 0 in Python; as spec values they differ. An integer written for a float
+    # key is that number, so `clip = 0` is the legacy 0.0.
+    from imacsr_cli.spec.runspec import _same
 
-    assert _at_legacy(f, 0.0) and _at_legacy(f, 0) and not _at_legacy(f, False)
+    assert _same(0.0, 0) and _same((1, 2), [1, 2]) and not _same(False, 0) and not _same(True, 1)
+    assert resolve(RunSpecLater.from_dict({"train": {"clip": 0}})).run_id == golden_id("defaults")
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -145,3 +146,33 @@ def test_resolving_is_idempotent(entry):
 def test_a_names_selection_that_does_not_fit_is_still_refused():
     with pytest.raises(SpecError, match="has no point 'layer9'"):
         resolve(RunSpec.from_dict({"points": {"names": ["layer9"], "position": "central"}}))
+
+
+# ---- the identity dict of a stored spec (what reports compare) --------------------------------------
+
+
+@pytest.mark.parametrize("entry", ENTRIES[::7], ids=[e["source"] for e in ENTRIES[::7]])
+def test_identity_dict_is_the_identity_part_of_the_spec(entry):
+    from imacsr_cli.spec.runspec import identity_dict
+
+    for raw in (entry["spec"], entry["resolved"]):
+        assert identity_dict(raw) == RunSpec.from_dict(raw).to_dict(identity_only=True)
+        assert identity_dict(raw) == RunSpecLater.from_dict(raw).to_dict(identity_only=True)
+    later = {**entry["resolved"], "train": {**entry["resolved"]["train"], "compile": True}}
+    from imacsr_cli.spec import runspec
+
+    assert runspec._identity_dict(RunSpecLater, later, "s", "")["train"]["compile"] is True
+
+
+@pytest.mark.parametrize("raw", [
+    {"points": {"count": "two"}}, {"points": {"cnt": 2}}, {"model": 3}, {"train": {"seed": True}},
+    {"data": {"train_size": [1, 2, 3]}}, {"extra": {}},
+])
+def test_identity_dict_refuses_what_from_dict_refuses(raw):
+    from imacsr_cli.spec.runspec import identity_dict
+
+    with pytest.raises(SpecError) as built:
+        RunSpec.from_dict(raw, source="s")
+    with pytest.raises(SpecError) as fast:
+        identity_dict(raw, source="s")
+    assert str(fast.value) == str(built.value)

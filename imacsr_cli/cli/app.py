@@ -22,7 +22,27 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: no boxes that wrap at 80 columns, no "<bool>" after flags, and "[base]" printed
+    # as written (rich markup would swallow it). -h works as --help, in every sub-command too.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from imacsr_cli import __version__
+
+        typer.echo(f"imacsr {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Run, track and report iMacSR ablation grids."""
 
 
 def _one_line_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,6 +64,7 @@ def _wrap_all(typer_app: typer.Typer) -> None:
             info.callback = _one_line_errors(info.callback)
     for group in typer_app.registered_groups:
         if group.typer_instance is not None:
+            group.typer_instance.rich_markup_mode = None  # the same plain help as the app's
             _wrap_all(group.typer_instance)
 
 

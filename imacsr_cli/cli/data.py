@@ -81,7 +81,7 @@ def _render(r) -> None:
 def fake(
     dataset: str = typer.Option(..., "--dataset", help="cityscapes, camvid or synthiasf."),
     out: Path = typer.Option(..., "--out", help="Folder to write (new or empty)."),
-    n: int = typer.Option(0, "--n", help="Images (cityscapes: per split) [default: 4 cityscapes, 24 others]."),
+    n: int = typer.Option(0, "--n", show_default=False, help="Images (cityscapes: per split) [default: 4 cityscapes, 24 others]."),
     size: str = typer.Option("", "--size", help="WxH, e.g. 128x64 [default: small, the dataset's aspect]."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic content."),
     layout: str = typer.Option("segnet", "--layout", help="camvid: segnet or full (960×720-style colour labels)."),

@@ -9,11 +9,13 @@ import typer
 
 def models(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    classes: int = typer.Option(19, "--classes", min=1, help="Number of classes K (sets the classifier size)."),
+    classes: int = typer.Option(19, "--classes", help="Number of classes K (sets the classifier size)."),
 ) -> None:
     """List models, variants, parameter counts at K classes, and their ordered intermediate points."""
     from imacsr_cli.models import registry
+    from imacsr_cli.spec.ranges import check_option
 
+    check_option("--classes", classes)
     rows = []
     for name in registry.names():
         entry = registry.get(name)

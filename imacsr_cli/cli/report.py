@@ -25,6 +25,7 @@ class UsageProblem(ImacsrError):
 
 TABLES = ("iv", "vi")
 FIGURES = ("3", "4")
+EXTRA_FIGURES = ("2", "diagnostics", "curves", "convergence")  # report/extra.py (insight, Fig. 2, index.html)
 FORMATS = ("rich", "md", "latex", "csv", "json")
 CONVENTIONS = ("dataset", "paper")
 METRICS = mn.MAIN
@@ -42,8 +43,12 @@ def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | N
 
 def report(
     table: str = typer.Option(None, "--table", metavar="iv|vi", help="Table IV (method comparison) or VI (position of points)."),
-    figure: str = typer.Option(None, "--figure", metavar="3|4", help="Fig. 3 (number of points) or Fig. 4 (spacing)."),
-    all_: bool = typer.Option(False, "--all", help="Tables IV and VI and Figs. 3 and 4."),
+    figure: str = typer.Option(
+        None, "--figure", metavar="2|3|4|diagnostics|curves|convergence",
+        help="Fig. 2 (qualitative), Fig. 3 (number of points), Fig. 4 (spacing), per-point diagnostics, "
+             "training curves, or Theorem 1's convergence shape."),
+    all_: bool = typer.Option(False, "--all", help="Every table and figure; with --out, also DIR/index.html."),
+    images: int = typer.Option(5, "--images", min=1, help="Fig. 2: how many evaluation images (rows)."),
     grid: str = typer.Option(None, "--grid", help="Count only this grid's runs (default: every run)."),
     fmt: str = typer.Option("rich", "--format", metavar="rich|md|latex|csv|json", help="How to print."),
     out: Path = typer.Option(None, "--out", help="Write every table as .md/.tex/.csv/.json and every figure as .png/.pdf (+ .csv) into DIR."),
@@ -61,16 +66,18 @@ def report(
     Each cell: mean ± std over seeds, its runs named by --format json or --explain CELL.
     """
     table = _choice(table, TABLES, "--table")
-    figure = _choice(figure, FIGURES, "--figure")
+    figure = _choice(figure, FIGURES + EXTRA_FIGURES, "--figure")
     fmt = _choice(fmt, FORMATS, "--format") or "rich"
     convention = _choice(convention, CONVENTIONS, "--convention") or "dataset"
     metric = _choice(metric, METRICS, "--metric") or mn.MIOU
     if not (table or figure or all_):
-        raise UsageProblem("say what to report: --table iv|vi, --figure 3|4 or --all")
+        raise UsageProblem("say what to report: --table iv|vi, --figure 2|3|4|diagnostics|curves|convergence or --all")
 
     from imacsr_cli import report as rep
 
     if explain is not None:
+        if figure in EXTRA_FIGURES:
+            raise UsageProblem(f"--explain works with --table iv|vi or --figure 3|4, not --figure {figure}")
         if all_ or bool(table) == bool(figure):
             raise UsageProblem("--explain needs exactly one of --table or --figure")
         ex = rep.explain(table or figure, explain, db=db, grid=grid, convention=convention)
@@ -78,18 +85,52 @@ def report(
         return
 
     tables = list(TABLES) if all_ else [table] if table else []
-    figures = list(FIGURES) if all_ else [figure] if figure else []
+    figures = list(FIGURES) if all_ else [figure] if figure in FIGURES else []
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageProblem(f"--out {out}: is a file, expected a directory (the report writes one file per "
+                           f"table and figure into it)")
+    if out is not None and not out.exists():
+        existing = next((p for p in out.parents if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise UsageProblem(f"--out {out}: cannot write there: {existing} is a file")
+    if out is None and fmt == "csv" and len(tables) + len(figures) > 1:
+        # Tables of different shapes joined in one CSV stream are no CSV a program can read.
+        raise UsageProblem(f"--format csv prints one table, and this report has {len(tables) + len(figures)}: "
+                           f"give --out DIR (one .csv each) or one --table / --figure")
+    from imacsr_cli.report import extra as ext
+
+    extra = ext.build_extra(list(EXTRA_FIGURES) if all_ else [figure] if figure in EXTRA_FIGURES else [],
+                            db=db, grid=grid, images=images)
     result = rep.build_report(tables, figures, db=db, grid=grid, convention=convention, metric=metric)
     empty = [f for f in figures if not any(fd.id == f for fd in result.figures)]
     where = f"grid {grid}" if grid else "the database"
     skipped = [f"Fig. {f}: no iMacSR run for it in {where}; nothing to draw" for f in empty]
     if out is not None:
-        for path in rep.write_report(result, out):
+        try:
+            written = rep.write_report(result, out) + ext.write_extra(extra, out)
+        except (NotADirectoryError, FileExistsError, PermissionError) as exc:
+            raise UsageProblem(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
+        for path in written:
             typer.echo(f"wrote {path}")
-        for line in skipped:
+        if all_:
+            typer.echo(f"wrote {ext.write_page(out, result, extra, db=db, grid=grid, skipped=skipped, convention=convention)}")
+        for line in skipped + extra.skipped:
             typer.echo(line)
         return
-    _print_report(result, fmt, skipped)
+    if fmt == "json" and extra.figures and (tables or figures):  # one JSON document for everything
+        from imacsr_cli.report import figures as figs
+        from imacsr_cli.report import renderers
+
+        typer.echo(json.dumps({"tables": [renderers.to_dict(t) for t in result.tables],
+                               "figures": [figs.to_dict(f) for f in result.figures]
+                               + [ext.to_dict(f) for f in extra.figures],
+                               "skipped": skipped + extra.skipped}, indent=2, ensure_ascii=False))
+        return
+    if tables or figures:
+        _print_report(result, fmt, skipped)
+    _print_extra(extra, fmt)
+    if figure in EXTRA_FIGURES and not extra.figures:
+        raise UsageProblem(extra.skipped[0] if extra.skipped else f"--figure {figure}: nothing to draw")
 
 
 def _print_report(result: Any, fmt: str, skipped: list[str]) -> None:
@@ -121,6 +162,25 @@ def _print_report(result: Any, fmt: str, skipped: list[str]) -> None:
     typer.echo("\n".join(texts), nl=False)
     for line in skipped:
         typer.echo(line, err=fmt in ("csv",))
+
+
+def _print_extra(extra: Any, fmt: str) -> None:
+    """The insight figures and Fig. 2 as text (their images need --out DIR)."""
+    from imacsr_cli.report import extra as ext
+
+    if fmt == "json" and extra.figures:
+        docs = [ext.to_dict(fig) for fig in extra.figures]
+        doc = docs[0] if len(docs) == 1 else {"figures": docs, "skipped": extra.skipped}
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    elif fmt != "json":
+        for fig in extra.figures:
+            typer.echo("\n".join(ext.text_lines(fig)))
+        if extra.gains is not None:
+            from imacsr_cli.report import insight
+
+            typer.echo(insight.code_gains_markdown(extra.gains), nl=False)
+    for line in extra.skipped:
+        typer.echo(line, err=True)
 
 
 def _print_explanation(ex: Any, fmt: str) -> None:

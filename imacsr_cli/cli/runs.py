@@ -21,32 +21,29 @@ _RUNS_DIR = typer.Option(Path("results/runs"), "--runs-dir",
                          help="Where run directories are, for runs not started yet.")
 
 
-def _run_dir(run: dict[str, Any] | Any, runs_dir: Path) -> Path:
-    from imacsr_cli.rundir import RunPaths
-
-    stored = run["run_dir"] if isinstance(run, dict) else run.run_dir
-    run_id = run["run_id"] if isinstance(run, dict) else run.run_id
-    return Path(stored) if stored else RunPaths.of(runs_dir, run_id).root
-
-
 @runs_app.command("show")
 def show(
     run_id: str = typer.Argument(..., help="Run id or a unique prefix (at least 4 characters)."),
-    events: int = typer.Option(20, "--events", min=0, help="How many of the last events to show."),
+    events: int = typer.Option(20, "--events", help="How many of the last events to show."),
     db: str = _DB,
     runs_dir: Path = _RUNS_DIR,
 ) -> None:
     """A run's spec, state, metrics, files and last events."""
-    from imacsr_cli.rundir import RunPaths
+    from imacsr_cli.launch.rerun import result_missing, run_paths
+    from imacsr_cli.spec.ranges import check_option
     from imacsr_cli.store import Store
 
+    check_option("--events", events)
     with Store.open(db, create=False) as store:
         r = store.run(run_id, events=events)
         metrics = store.metrics_frame([r["run_id"]], split="train", names=[mn.LOSS])
-    paths = RunPaths(_run_dir(r, runs_dir))
+    paths = run_paths(r, runs_dir)
     now = time.time()
     out = [f"run {r['run_id']}", ""]
     state = r["state"] + (f" ({r['reason']})" if r["reason"] else "")
+    if result_missing(r, runs_dir):
+        state += (f" — but {paths.result} is gone (directory deleted?); `imacsr runs rerun {r['run_id']}` or "
+                  f"`imacsr run-grid GRID --retrain-missing` trains it again")
     info = [
         ("state", state),
         ("epoch", f"{r['epoch']}/{r['epochs']}"),
@@ -119,12 +116,13 @@ def logs(
 ) -> None:
     """Print the run's train.log (and follow it while the run is queued or running)."""
     from imacsr_cli.errors import NotFound
+    from imacsr_cli.launch.rerun import run_paths
     from imacsr_cli.rundir import RunPaths
     from imacsr_cli.store import Store
 
     with Store.open(db, create=False) as store:
         rec = store.get(run_id)
-        path = RunPaths(_run_dir(rec, runs_dir)).log
+        path = run_paths(rec, runs_dir).log
         if not follow:
             if not path.exists():
                 raise NotFound(f"run {rec.run_id} has no train.log yet ({path}); it is {rec.state}")
@@ -166,21 +164,36 @@ def retry(
     failed: bool = typer.Option(False, "--failed", help="Every failed run (of --grid, or of all grids)."),
     grid: str = typer.Option(None, "--grid", help="With --failed: only this grid's runs."),
     cancelled: bool = typer.Option(False, "--cancelled", help="With --failed: cancelled runs too."),
+    force: bool = typer.Option(False, "--force", help="Train a succeeded run again (as `runs rerun`)."),
     db: str = _DB,
+    runs_dir: Path = _RUNS_DIR,
 ) -> None:
     """Queue a failed or cancelled run again (with a fresh retry budget); run-grid then trains it."""
+    from imacsr_cli.errors import UsageError
     from imacsr_cli.store import Store
 
-    if (run_id is None) == (not failed):
-        raise typer.BadParameter("give a run id or --failed (not both)", param_hint="RUN_ID")
+    if run_id is not None and failed:
+        raise UsageError("runs retry: give a run id or --failed, not both")
+    if run_id is None and not failed:
+        what = "--grid selects among failed runs: add --failed" if grid or cancelled else "give a run id or --failed"
+        raise UsageError(f"runs retry: {what}")
+    if run_id is not None and (grid or cancelled):
+        raise UsageError("runs retry: --grid and --cancelled go with --failed, not with a run id")
+    if force and run_id is None:
+        raise UsageError("runs retry: --force takes a run id (one succeeded run to train again)")
     with Store.open(db, create=False) as store:
         if run_id is not None:
             full = store.resolve_id(run_id)
-            ids = [full] if store.retry(full) else []
-            if ids:
-                typer.echo(f"{full} queued again")
+            state = store.get(full).state
+            if force and state == "succeeded":
+                _rerun(store, full, runs_dir)
+                ids = [full]
+            elif state == "succeeded":
+                raise UsageError(f"run {full} succeeded; `imacsr runs rerun {full}` (or retry --force) trains "
+                                 f"it again, keeping the old result aside")
             else:
-                typer.echo(f"{full} is already {store.get(full).state}; nothing to do")
+                ids = [full] if store.retry(full) else []
+                typer.echo(f"{full} queued again" if ids else f"{full} is already {state}; nothing to do")
         else:
             if grid is not None:
                 store.grid(grid)
@@ -190,6 +203,28 @@ def retry(
             typer.echo(f"{len(ids)} run{'s' if len(ids) != 1 else ''} queued again")
     if ids:
         typer.echo("`imacsr run-grid GRID` trains them")
+
+
+@runs_app.command("rerun")
+def rerun(
+    run_id: str = typer.Argument(..., help="Run id or a unique prefix of a succeeded run."),
+    db: str = _DB,
+    runs_dir: Path = _RUNS_DIR,
+) -> None:
+    """Train a succeeded run again from scratch; its old result, checkpoint and events are kept aside."""
+    from imacsr_cli.store import Store
+
+    with Store.open(db, create=False) as store:
+        _rerun(store, store.resolve_id(run_id), runs_dir)
+    typer.echo("`imacsr run-grid GRID` trains it")
+
+
+def _rerun(store: Any, run_id: str, runs_dir: Path) -> None:
+    from imacsr_cli.launch.rerun import rerun as rerun_run
+
+    full, moved = rerun_run(store, run_id, runs_dir)
+    kept = f"; kept aside: {', '.join(p.name for p in moved)}" if moved else ""
+    typer.echo(f"{full} queued to be trained again{kept}")
 
 
 @runs_app.command("cancel")
@@ -214,6 +249,26 @@ def cancel(
     elif c.slurm_note:
         note = c.slurm_note
     typer.echo(f"{c.run_id} cancelled (was {c.was}){note}")
+
+
+@runs_app.command("plot")
+def plot(
+    run_id: str = typer.Argument(..., help="Run id or a unique prefix."),
+    out: Path = typer.Option(None, "--out", help="Where to write the figures (default results/plots/<run_id>)."),
+    db: str = _DB,
+) -> None:
+    """Draw one run's per-point diagnostics, training curves and convergence (PNG, PDF and CSV)."""
+    from imacsr_cli.errors import NotFound
+    from imacsr_cli.report import extra as ext
+    from imacsr_cli.store import Store
+
+    with Store.open(db, create=False) as store:
+        rec = store.get(run_id)
+    extra = ext.build_extra(["diagnostics", "curves", "convergence"], db=db, run_ids=[rec.run_id])
+    if not extra.figures:
+        raise NotFound(f"run {rec.run_id} has no per-epoch rows yet (it is {rec.state}); nothing to plot")
+    for path in ext.write_extra(extra, out or Path("results/plots") / rec.run_id):
+        typer.echo(f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:

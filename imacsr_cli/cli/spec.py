@@ -12,12 +12,15 @@ spec_app = typer.Typer(help="Run specs: every key with its default, and a file r
 
 @spec_app.command("keys")
 def keys() -> None:
-    """Every dotted key of a run spec, its default and what it means."""
+    """Every dotted key of a run spec, its default, what it means and the numbers it allows."""
+    from imacsr_cli.spec.ranges import SPEC_RANGES
     from imacsr_cli.spec.runspec import field_docs
 
     for key, (default, doc) in field_docs().items():
         shown = json.dumps(list(default) if isinstance(default, tuple) else default)
-        typer.echo(f"{key:<20} {shown:<16} {doc}")
+        each = "each " if isinstance(default, (tuple, list)) else ""
+        allowed = f"; {each}{SPEC_RANGES[key].text()}" if key in SPEC_RANGES else ""
+        typer.echo(f"{key:<20} {shown:<16} {doc}{allowed}")
 
 
 @spec_app.command("show")

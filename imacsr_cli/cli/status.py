@@ -19,6 +19,9 @@ from imacsr_cli import metric_names as mn
 from imacsr_cli.cli.options import db_option
 
 _now = time.time  # the clock of AGE columns (tests pin it)
+# --runs lists what needs attention first: running, then failed, queued, cancelled, then succeeded runs
+# (grid order within each state), in the table, the JSON and --watch alike.
+STATE_ORDER = ("running", "failed", "queued", "cancelled", "succeeded")
 
 
 def status(
@@ -26,12 +29,15 @@ def status(
     runs: bool = typer.Option(False, "--runs", help="One row per run."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     watch: bool = typer.Option(False, "--watch", help="Refresh until Ctrl-C."),
-    interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between refreshes with --watch."),
+    interval: float = typer.Option(2.0, "--interval", help="Seconds between refreshes with --watch."),
     db: str = db_option(),
 ) -> None:
     """Grids with their runs' counts by state and progress; --runs lists the runs."""
     from imacsr_cli.store import Store
 
+    from imacsr_cli.spec.ranges import check_option
+
+    check_option("--interval", interval)
     if watch and as_json:
         raise typer.BadParameter("--watch shows a live table; leave out --json", param_hint="--watch")
     with Store.open(db, create=False) as store:
@@ -41,13 +47,22 @@ def status(
             typer.echo(json.dumps(_json(store, grid, runs), indent=2))
             return
         if not watch:
-            typer.echo(render(store, grid, runs))
+            typer.echo(render(store, grid, runs, width=_terminal_width()))
             return
         _watch(store, grid, runs, interval)
 
 
-def render(store: Any, grid: str | None, runs: bool) -> str:
-    """The text of ``imacsr status``: the grids table, then with ``runs`` the runs table."""
+def _terminal_width() -> int | None:
+    """The terminal's width when stdout is one (tables are then fitted to it), else None (whole lines)."""
+    import shutil
+    import sys
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def render(store: Any, grid: str | None, runs: bool, width: int | None = None) -> str:
+    """The text of ``imacsr status``: the grids table, then with ``runs`` the runs table (fitted to
+    ``width`` columns when given: see ``_runs_table``)."""
     summary = _summary(store, grid)
     if not summary:
         return "no grids yet: `imacsr run-grid GRID` adds one"
@@ -59,8 +74,9 @@ def render(store: Any, grid: str | None, runs: bool) -> str:
     text = table(["GRID", "RUNS", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "EPOCHS", "PROGRESS"],
                  rows, right=range(1, 9))
     if runs:
-        text += "\n\n" + _runs_table(store, grid)
-    return text
+        return text + "\n\n" + _runs_table(store, grid, width)
+    lost = _wrap(_lost_note(_runs(store, grid, states=["succeeded"])), width)
+    return text + (f"\n\n{lost}" if lost else "")
 
 
 def _summary(store: Any, grid: str | None) -> list[dict[str, Any]]:
@@ -69,24 +85,62 @@ def _summary(store: Any, grid: str | None) -> list[dict[str, Any]]:
     return [g for g in summary if g["grid"] == grid] if grid is not None else summary
 
 
-def _runs_table(store: Any, grid: str | None) -> str:
-    records = store.runs_frame(grid, records=True)
+def _runs(store: Any, grid: str | None, states: list[str] | None = None) -> list[dict[str, Any]]:
+    """The runs in STATE_ORDER, each with ``files_missing`` (a succeeded run whose result.json is gone)."""
+    from imacsr_cli.launch.rerun import result_missing
+
+    records = store.runs_frame(grid, states=states, records=True)
+    rank = {s: i for i, s in enumerate(STATE_ORDER)}
+    records.sort(key=lambda r: rank.get(r["state"], len(rank)))  # stable: grid order within a state
+    for r in records:
+        # Only runs with a stored (absolute) directory: where a never-started run would go is unknown here.
+        r["files_missing"] = bool(r.get("run_dir")) and result_missing(r, "results/runs")
+    return records
+
+
+def _runs_table(store: Any, grid: str | None, width: int | None = None) -> str:
+    """One row per run. Fitted to ``width`` (a terminal): the SPEC column leaves out what every run
+    shares (the model of a one-model grid...), then SPEC and CELL are shortened with an ellipsis."""
+    records = _runs(store, grid)
     if not records:
         return "no runs"
     now = _now()
+    specs = [spec_text(r) for r in records]
+    headers = ["RUN", "SPEC", "STATE", "EPOCH", mn.MIOU, "AGE", "REASON", "CELL" if grid is not None else "GRIDS"]
     rows = []
-    for r in records:
-        rows.append([r["run_id"], spec_text(r), r["state"], f"{r['epoch']}/{r['epochs']}", _miou(r),
-                     age(_age_seconds(r, now)), r["reason"] if _present(r["reason"]) else "-",
+    for r, spec in zip(records, specs):
+        reason = "result.json missing" if r["files_missing"] else r["reason"] if _present(r["reason"]) else "-"
+        rows.append([r["run_id"], spec, r["state"], f"{r['epoch']}/{r['epochs']}", _miou(r),
+                     age(_age_seconds(r, now)), reason,
                      cells_text(r["cells"]) if grid is not None else (r["grids"] or "-")])
-    return table(["RUN", "SPEC", "STATE", "EPOCH", mn.MIOU, "AGE", "REASON", "CELL" if grid is not None else "GRIDS"],
-                 rows, right=(3, 4, 5))
+    if width is not None and len(table(headers, rows).splitlines()[0]) > width:
+        for row, spec in zip(rows, _varying(records)):
+            row[1] = spec
+    text = table(headers, rows, right=(3, 4, 5), width=width, shrink=(1, 7))
+    lost = _wrap(_lost_note(records), width)
+    return text + (f"\n\n{lost}" if lost else "")
+
+
+def _wrap(text: str, width: int | None) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width, break_on_hyphens=False, break_long_words=False) if width and text else text
+
+
+def _lost_note(records: list[dict[str, Any]]) -> str:
+    """'2 succeeded runs have lost their result.json ...' ('' when none has)."""
+    n = sum(r["files_missing"] for r in records)
+    if not n:
+        return ""
+    return (f"{n} succeeded run{'s have' if n != 1 else ' has'} lost {'their' if n != 1 else 'its'} result.json "
+            f"(run directory deleted?): `imacsr run-grid GRID --retrain-missing` or `imacsr runs rerun ID` "
+            f"trains {'them' if n != 1 else 'it'} again")
 
 
 def _json(store: Any, grid: str | None, runs: bool) -> Any:
     out: dict[str, Any] = {"grids": [_clean(r) for r in _summary(store, grid)]}
     if runs:
-        out["runs"] = [_clean(r) for r in store.runs_frame(grid, records=True)]
+        out["runs"] = [_clean(r) for r in _runs(store, grid)]
     return out
 
 
@@ -97,10 +151,12 @@ def _watch(store: Any, grid: str | None, runs: bool, interval: float) -> None:
 
     def frame() -> Text:
         stamp = time.strftime("%H:%M:%S")
-        return Text(f"{render(store, grid, runs)}\n\n{stamp} · every {interval:g} s · Ctrl-C to quit")
+        return Text(f"{render(store, grid, runs, width=console.width)}\n\n{stamp} · every {interval:g} s · "
+                    f"Ctrl-C to quit")
 
+    console = Console()
     try:
-        with Live(frame(), console=Console(), auto_refresh=False, transient=False) as live:
+        with Live(frame(), console=console, auto_refresh=False, transient=False) as live:
             while True:
                 time.sleep(interval)
                 live.update(frame(), refresh=True)
@@ -111,16 +167,41 @@ def _watch(store: Any, grid: str | None, runs: bool, interval: float) -> None:
 # ---- formatting helpers (shared with `imacsr runs`) -------------------------------------------------
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
-    """Aligned columns, two spaces apart; columns in ``right`` are right-aligned. No trailing spaces."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = (),
+          width: int | None = None, shrink: Sequence[int] = ()) -> str:
+    """Aligned columns, two spaces apart; columns in ``right`` are right-aligned. No trailing spaces.
+    With ``width``, the columns in ``shrink`` (widest first, down to 8 characters) are shortened with
+    an ellipsis until the lines fit."""
     cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    if width is not None:
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        while excess > 0:
+            cands = [i for i in shrink if widths[i] > max(8, len(headers[i]))]
+            if not cands:
+                break
+            widest = max(cands, key=lambda i: widths[i])
+            widths[widest] -= 1
+            excess -= 1
     right = set(right)
     lines = []
     for r in cells:
+        r = [v if len(v) <= widths[i] else v[: widths[i] - 1] + "…" for i, v in enumerate(r)]
         parts = [v.rjust(widths[i]) if i in right else v.ljust(widths[i]) for i, v in enumerate(r)]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def _varying(records: list[dict[str, Any]]) -> list[str]:
+    """Each run's spec text without the parts that are the same in every run that has them (the model
+    of a one-model grid, the position of a grid that varies only M...); never empty."""
+    parts = [_spec_parts(r) for r in records]
+    values: dict[str, set[str]] = {}
+    for p in parts:
+        for name, text in p:
+            values.setdefault(name, set()).add(text)
+    same = {name for name, v in values.items() if len(v) == 1}
+    return [" ".join(t for n, t in p if n not in same) or " ".join(t for _, t in p) for p in parts]
 
 
 def age(seconds: float | None) -> str:
@@ -142,15 +223,20 @@ def _age_seconds(r: dict[str, Any], now: float) -> float | None:
 
 def spec_text(r: dict[str, Any]) -> str:
     """'deeplabv3plus imacsr M=2 input s=1 seed=0' (the spec columns that vary in grids)."""
-    parts = [str(r["model"]) + (f"/{r['variant']}" if r.get("variant") else ""), str(r["method"])]
+    return " ".join(text for _, text in _spec_parts(r))
+
+
+def _spec_parts(r: dict[str, Any]) -> list[tuple[str, str]]:
+    parts = [("model", str(r["model"]) + (f"/{r['variant']}" if r.get("variant") else "")),
+             ("method", str(r["method"]))]
     if r["method"] != "conventional":
-        parts.append(f"M={r['num_points']}")
+        parts.append(("points", f"M={r['num_points']}"))
         if _present(r.get("position")):
-            parts.append(str(r["position"]))
+            parts.append(("position", str(r["position"])))
         if _present(r.get("spacing")):
-            parts.append(f"s={int(r['spacing'])}")
-    parts.append(f"seed={r['seed']}")
-    return " ".join(parts)
+            parts.append(("spacing", f"s={int(r['spacing'])}"))
+    parts.append(("seed", f"seed={r['seed']}"))
+    return parts
 
 
 def cells_text(cells: Any) -> str:

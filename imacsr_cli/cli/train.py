@@ -2,44 +2,43 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from imacsr_cli.errors import RunFailed, SpecError
-
-
-def _parse_override(item: str) -> tuple[str, Any]:
-    key, sep, raw = item.partition("=")
-    if not sep or not key:
-        raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=2")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw  # a bare word: take it as a string
-    return key.strip(), value
+from imacsr_cli.errors import RunFailed, SpecError, UsageError
 
 
 def train(
     spec_file: Path = typer.Argument(..., help="Run spec (TOML), e.g. experiments/runs/tiny.toml."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run directory [default: results/runs/<run_id>]."),
-    overrides: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.epochs=2."),
+    overrides: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a key, e.g. --set train.epochs=2 (repeatable)."),
 ) -> None:
     """Train one run and write spec.json, events.jsonl, checkpoint.pt, result.json, train.log."""
     from imacsr_cli import metric_names as mn
     from imacsr_cli.cli.progress import TrainProgress
     from imacsr_cli.rundir import RunPaths, read_result, write_spec
     from imacsr_cli.spec import RunSpec, resolve
-    from imacsr_cli.spec.runspec import read_toml, set_dotted
+    from imacsr_cli.spec.gridfile import TOP_KEYS
+    from imacsr_cli.spec.overrides import apply_overrides
+    from imacsr_cli.spec.runspec import read_toml
     from imacsr_cli.train.loop import run
 
     tree = read_toml(spec_file)
-    for item in overrides:
-        set_dotted(tree, *_parse_override(item))
+    grid_tables = [k for k in tree if k in TOP_KEYS and k not in RunSpec.__dataclass_fields__]
+    if grid_tables:
+        raise SpecError(f"{spec_file}: is a grid file (it has [{grid_tables[0]}]), not a run spec; "
+                        f"run it with `imacsr run-grid {spec_file}`")
+    tree = apply_overrides(tree, overrides)
     spec = resolve(RunSpec.from_dict(tree, source=str(spec_file)), source=str(spec_file))
-    paths = RunPaths(run_dir or Path("results/runs") / spec.run_id)
+    run_dir = run_dir or Path("results/runs") / spec.run_id
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"--run-dir {run_dir}: is a file, expected a directory")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--run-dir {run_dir}: cannot create it: {exc.strerror or exc}") from None
+    paths = RunPaths(run_dir)
     if paths.spec.exists():
         existing = resolve(RunSpec.from_json(paths.spec))
         if existing.run_id != spec.run_id:

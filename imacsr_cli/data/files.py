@@ -100,8 +100,10 @@ def require_root(dataset: str, root: Path | None, expected: str) -> Path:
     if root is None:
         raise DataError(f"{dataset}: no data root given (expected {expected})")
     root = Path(root).expanduser()
+    if root.is_file():
+        raise DataError(f"{dataset} root {root}: is a file (expected a directory with {expected})")
     if not root.is_dir():
-        raise DataError(f"{dataset} root {root}: not a folder (expected {expected})")
+        raise DataError(f"{dataset} root {root}: does not exist (expected a directory with {expected})")
     return root
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from imacsr_cli.errors import ImacsrError
+from imacsr_cli.errors import ImacsrError, UsageError
 from imacsr_cli.rundir import RunPaths, package_root
 
 TRAINER_MODULE = "imacsr_cli.train"
@@ -57,21 +57,49 @@ class Slot:
 
 
 def detect_gpus() -> list[str]:
-    """Visible CUDA devices, without importing torch (that costs seconds at startup).
+    """Visible CUDA devices, without importing torch (that costs seconds at startup)."""
+    return gpu_visibility()[0]
 
-    CUDA_VISIBLE_DEVICES wins when set ("" means none); otherwise ``nvidia-smi -L`` lists them.
+
+def gpu_visibility() -> tuple[list[str], str]:
+    """(visible CUDA devices, how that was found), without importing torch.
+
+    CUDA_VISIBLE_DEVICES wins when set ("" or -1 means none); otherwise ``nvidia-smi -L`` lists them;
+    without nvidia-smi, the driver's /proc/driver/nvidia/gpus (one folder per GPU).
     """
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+        # CUDA stops at the first invalid entry ("-1" by convention): what follows is not visible.
+        out: list[str] = []
+        for d in (d.strip() for d in visible.split(",")):
+            if not d or d == "-1":
+                break
+            out.append(d)
+        return out, f"CUDA_VISIBLE_DEVICES={visible!r}"
     smi = shutil.which("nvidia-smi")
-    if not smi:
-        return []
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [str(i) for i, line in enumerate(ln for ln in out.splitlines() if ln.startswith("GPU "))]
+    if smi:
+        try:
+            text = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+        return [str(i) for i, _ in enumerate(ln for ln in text.splitlines() if ln.startswith("GPU "))], "nvidia-smi -L"
+    proc = Path("/proc/driver/nvidia/gpus")
+    if proc.is_dir():
+        return [str(i) for i, _ in enumerate(sorted(proc.iterdir()))], str(proc)
+    return [], "no NVIDIA driver found"
+
+
+def check_visible(gpus: list[str] | None) -> None:
+    """UsageError unless every GPU of ``--gpus`` is visible: a GPU that is not would train on the CPU."""
+    if not gpus:
+        return
+    visible, how = gpu_visibility()
+    if not visible:
+        raise UsageError(f"--gpus {','.join(gpus)}: no GPU is visible ({how}); leave --gpus out or give --gpus cpu")
+    missing = [g for g in gpus if g not in visible]
+    if missing:
+        raise UsageError(f"--gpus {','.join(gpus)}: GPU {', '.join(missing)} "
+                         f"{'is' if len(missing) == 1 else 'are'} not visible; visible: {', '.join(visible)} ({how})")
 
 
 def plan_slots(
@@ -88,9 +116,9 @@ def plan_slots(
     ``gpus=[]`` (``--gpus ""`` or ``--gpus cpu``) forces the CPU.
     """
     if per_gpu < 1:
-        raise ImacsrError(f"--per-gpu must be at least 1, got {per_gpu}")
+        raise UsageError(f"--per-gpu must be at least 1, got {per_gpu}")
     if jobs is not None and jobs < 1:
-        raise ImacsrError(f"--jobs must be at least 1, got {jobs}")
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
     if gpus is None and jobs is None:
         gpus = detect_gpus()
     if gpus:
@@ -117,7 +145,7 @@ def parse_gpus(text: str | None) -> list[str] | None:
     gpus = [g.strip() for g in text.split(",") if g.strip()]
     for g in gpus:
         if not g.isdigit():
-            raise ImacsrError(f"--gpus: expected comma-separated device indices like 0,1, got {text!r}")
+            raise UsageError(f"--gpus: expected comma-separated device indices like 0,1, got {text!r}")
     return gpus
 
 

@@ -10,10 +10,9 @@ Scheduler checks them again when it is built (a library user gets the same answe
 
 from __future__ import annotations
 
-import math
-
 from imacsr_cli.errors import UsageError
 from imacsr_cli.rundir import HEARTBEAT_SECONDS
+from imacsr_cli.spec.ranges import Range, show
 
 MIN_TIMEOUT_S = 2 * HEARTBEAT_SECONDS
 MIN_LEASE_S = 5.0
@@ -21,21 +20,27 @@ DEFAULT_LEASE_S = 60.0
 DEFAULT_POLL_S = 0.2
 
 
+MAX_SECONDS = 7 * 86400
+TIMEOUT = Range(MIN_TIMEOUT_S, MAX_SECONDS, what="seconds")
+LEASE = Range(MIN_LEASE_S, MAX_SECONDS, what="seconds")
+RETRIES = Range(0, 100, integer=True)
+
+
 def check_timeout(timeout: float | None) -> None:
-    if timeout is None:
-        return
-    if not math.isfinite(timeout) or timeout < MIN_TIMEOUT_S:
-        raise UsageError(f"--timeout: expected at least {MIN_TIMEOUT_S:g} seconds (trainers report every "
-                         f"{HEARTBEAT_SECONDS:g} s), got {timeout:g}")
+    if timeout is not None:
+        _check("--timeout", timeout, TIMEOUT)
 
 
 def check_lease(lease: float, poll: float = DEFAULT_POLL_S) -> None:
-    minimum = max(MIN_LEASE_S, 3 * poll)
-    if not math.isfinite(lease) or lease < minimum:
-        raise UsageError(f"--lease: expected at least {minimum:g} seconds (a scheduler renews its lease every "
-                         f"few seconds), got {lease:g}")
+    # A slower poll needs a longer lease: three polls at least.
+    _check("--lease", lease, Range(max(MIN_LEASE_S, 3 * poll), MAX_SECONDS, what="seconds"))
 
 
 def check_retries(retries: int) -> None:
-    if retries < 0:
-        raise UsageError(f"--retries: expected 0 or more, got {retries}")
+    _check("--retries", retries, RETRIES)
+
+
+def _check(name: str, value: float, rng: Range) -> None:
+    """The rule of every number (spec/ranges.py): finite and in range, said the same way."""
+    if not rng.allows(value):
+        raise UsageError(f"{name}: expected {rng.text()}, got {show(value)}")

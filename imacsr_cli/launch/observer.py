@@ -59,6 +59,14 @@ class ActiveRun:
         partial = self.step / self.steps if self.steps and self.current > self.epoch else 0.0
         return min(1.0, (self.epoch + partial) / self.epochs)
 
+    def shown_epoch(self) -> int:
+        """The epoch to show: the one in progress (1-based) while it runs, else the last finished one."""
+        if self.current > self.epoch:
+            return self.current
+        if self.started_at is not None and self.epoch < self.epochs:  # the next epoch runs (no heartbeat yet)
+            return self.epoch + 1
+        return self.epoch
+
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left, from this attempt's pace (a resumed run's earlier epochs do not count)."""
         if self.started_at is None or not self.epochs:
@@ -69,6 +77,26 @@ class ActiveRun:
         if done <= 0:
             return None
         return (now - self.started_at) * (1.0 - self.fraction()) / done
+
+
+def grid_eta(active: list[ActiveRun], queued: int, parallel: int, now: float | None = None) -> float | None:
+    """Seconds until this invocation has run its active and queued runs, at the pace of the active ones
+    (seconds per whole run, start-up included, averaged), ``parallel`` at a time; never less than the
+    longest active run's own ETA. None until some run has made progress."""
+    now = time.time() if now is None else now
+    paces = []
+    for a in active:
+        if a.started_at is None or not a.epochs:
+            continue
+        done = a.fraction() - (a.resumed_from or 0) / a.epochs
+        if done > 0:
+            paces.append((now - a.started_at) / done)
+    if not paces:
+        return None
+    per_run = sum(paces) / len(paces)
+    left = sum(1.0 - a.fraction() for a in active) + max(0, queued)
+    longest = max((a.eta(now) or 0.0) for a in active)
+    return max(left * per_run / max(1, parallel), longest)
 
 
 class Observer:

@@ -7,7 +7,8 @@ appear (the dataclasses below are the schema; their field comments say what each
 - ``heartbeat`` (Heartbeat): at most one every ``HEARTBEAT_SECONDS`` while training or evaluating; a
   scheduler takes silence as a sign of a hang.
 - ``epoch`` (Epoch): after each epoch's checkpoint; ``train`` holds the epoch's mean loss terms
-  (metric_names: loss, ce, mi/<point>, ne/<point>), ``val`` the evaluation's dataset-level metrics
+  (metric_names: loss, ce, mi/<point>, ne/<point>, and the diagnostics diag/... of
+  imacsr_cli/train/diagnostics.py), ``val`` the evaluation's dataset-level metrics
   (mIoU, mF1, mPrecision, mRecall, fractions; empty when the epoch was not evaluated).
 - ``end`` (End): how the attempt ended; ``reason`` is one of codes.REASONS (None on success).
 

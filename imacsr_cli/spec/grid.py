@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,9 @@ from imacsr_cli.errors import SpecError
 from imacsr_cli.spec.gridfile import Block, GridParsing
 from imacsr_cli.spec.gridfile import experiments_dirs, find_grid  # noqa: F401  (public here, as before)
 from imacsr_cli.spec.runspec import RunSpec, attribute, check_value, get_dotted
+
+
+SAME_RUN = "is the same run as"  # in the note about two rows that are one run (run-grid counts them)
 
 
 # ---- the grid and its rows ----------------------------------------------------------------------
@@ -100,6 +104,32 @@ class GridSpec(GridParsing):
     _rows: list[GridRow] | None = field(default=None, repr=False)
 
     # ---- expansion --------------------------------------------------------------------------------
+    def size(self) -> int:
+        """How many rows ``expand`` would make before exclusions and shared runs, computed from the
+        axes' lengths alone (a sweep of 10^6 combinations is refused before it is built)."""
+        rows = sum(math.prod(len(axis) for axis in block.axes) for block in self.blocks)
+        return rows * max(1, len(self.seeds))
+
+    def check_size(self, max_runs: int) -> None:
+        """SpecError when the grid has more than ``max_runs`` rows (run-grid's --max-runs)."""
+        n = self.size()
+        if n > max_runs:
+            raise SpecError(f"{self.source}: the grid makes {n:,} runs, more than --max-runs {max_runs:,}; "
+                            f"shrink a sweep, or raise --max-runs if you mean it")
+
+    def set_base(self, items: list[str]) -> None:
+        """run-grid ``--set KEY=VALUE``: overrides of ``[base]``, before expansion (a sweep or block that
+        sets the same key still wins over it, as over [base]). SpecError names the ``--set`` at fault."""
+        from imacsr_cli.spec.overrides import apply_overrides, parse_override
+
+        for item in items:
+            if parse_override(item)[0] == "train.seed" and self.seeds:
+                raise SpecError(f"--set {item}: [grid] seeds is the seed axis of {self.source}; "
+                                f"the grid sets train.seed itself")
+        self.base = apply_overrides(self.base, items)
+        RunSpec.from_dict(self.base, source=f"{self.source} [base] with --set")
+        self._rows = None
+
     def raw_rows(self) -> list[tuple[dict[str, Any], dict[str, str], str]]:
         """The rows before seeds, exclusion and resolution: (dotted overrides, labels, where)."""
         rows = []
@@ -173,7 +203,7 @@ class GridSpec(GridParsing):
                     if where not in first.sources:
                         first.sources.append(where)
                     self.warnings.append(
-                        f"{self.source}: {where} ({_describe(over)}) is the same run as {first.where} "
+                        f"{self.source}: {where} ({_describe(over)}) {SAME_RUN} {first.where} "
                         f"({first.describe()}); kept once"
                         + ("; its labels were added to that run as another cell" if added else "")
                     )

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imacsr_cli.errors import NotFound, SpecError
-from imacsr_cli.spec.runspec import RunSpec, check_value, field_docs, read_toml_text, set_dotted
+from imacsr_cli.spec import ranges
+from imacsr_cli.spec.runspec import RunSpec, check_value, field_docs, parse_toml, read_toml_text, set_dotted
 
 if TYPE_CHECKING:  # pragma: no cover
     from imacsr_cli.spec.grid import GridSpec
@@ -47,6 +48,7 @@ def find_grid(path: str | Path) -> Path:
     p = Path(path).expanduser()
     names = [p] if p.suffix else [p, p.with_name(p.name + ".toml")]
     tried: list[Path] = []
+    folders: list[Path] = []
     bases = [Path.cwd()] if p.is_absolute() else [Path.cwd(), *experiments_dirs()]
     for base in bases:
         for name in names:
@@ -56,7 +58,13 @@ def find_grid(path: str | Path) -> Path:
             tried.append(candidate)
             if candidate.is_file():
                 return candidate
-    where = ", ".join(str(t.parent) for t in dict.fromkeys(tried))
+            if candidate.is_dir() and not folders:
+                folders.append(candidate)
+    if folders:
+        inside = sorted(folders[0].glob("*.toml"))
+        hint = f", e.g. {path}/{inside[0].name}" if inside else ""
+        raise SpecError(f"{folders[0]}: is a directory, expected a grid file (.toml){hint}")
+    where = ", ".join(dict.fromkeys(str(t.parent) for t in tried))
     raise NotFound(f"grid file {str(path)!r} not found (looked in {where})")
 
 
@@ -98,12 +106,7 @@ class GridParsing:
     @classmethod
     def from_text(cls, text: str, source: str = "grid.toml", default_name: str = "grid") -> GridSpec:
         """Parse a grid from TOML text (tests, stdin)."""
-        import tomllib
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise SpecError(f"{source}: TOML syntax error: {exc}") from None
+        data = parse_toml(text, source)
         return cls.from_dict(data, source=source, default_name=default_name, toml_text=text)
 
     @classmethod
@@ -115,6 +118,9 @@ class GridParsing:
         _check_keys(meta, GRID_KEYS, source, "[grid]", "key")
         name = _string(meta, "name", source, "[grid]", default_name)
         if not _NAME_RE.match(name):
+            if "name" not in meta:  # the name comes from the file name: say so
+                raise SpecError(f"{source}: the file name gives the grid name {name!r}, which is not one; "
+                                f"expected letters, digits, '_', '-' or '.': rename the file or set [grid] name")
             raise SpecError(f"{source} [grid]: key 'name': expected letters, digits, '_', '-' or '.', got {name!r}")
         seeds = meta.get("seeds", [])
         if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
@@ -124,6 +130,13 @@ class GridParsing:
                                 f"got {_show(seeds)}")
         if len(set(seeds)) != len(seeds):
             raise SpecError(f"{source} [grid]: key 'seeds': a seed is listed twice: {seeds}")
+        for s in seeds:  # each one is a train.seed: the same range
+            wrong = ranges.problem("train.seed", s)
+            if wrong:
+                raise SpecError(f"{source} [grid]: key 'seeds': {wrong}")
+        if not any(k in data for k in ("base", "sweep", "zip", "block", "include")):
+            raise SpecError(f"{source}: no runs: expected a [base], [sweep], [[zip]], [[block]] or [[include]] "
+                            f"table (an empty grid would train one default run)")
         grid = cls(
             name=name,
             title=_string(meta, "title", source, "[grid]", ""),
@@ -221,10 +234,16 @@ class GridParsing:
         return Block(where, {k: v for k, v in fixed.items() if not k.startswith("labels.")}, axes,
                       {**labels, **{k[7:]: str(v) for k, v in fixed.items() if k.startswith("labels.")}})
 
+    def _flatten(self, table: dict[str, Any], where: str) -> dict[str, Any]:
+        try:
+            return flatten(table)
+        except SpecError as exc:
+            raise SpecError(f"{self.source} {where}: {exc}") from None
+
     def _flat_lists(self, table: dict[str, Any], where: str) -> dict[str, list[Any]]:
         """A sweep/zip table: dotted key → non-empty list of values, each validated for its key."""
         out: dict[str, list[Any]] = {}
-        for key, values in flatten(table).items():
+        for key, values in self._flatten(table, where).items():
             self._check_key(key, where)
             if not isinstance(values, list):
                 raise SpecError(f"{self.source} {where}: key '{key}': expected a list of values, got {_show(values)}")
@@ -237,7 +256,7 @@ class GridParsing:
 
     def _row_table(self, table: dict[str, Any], where: str, allow_seed: bool = False) -> dict[str, Any]:
         """An include/set/exclude table: dotted key → one value, each validated for its key."""
-        out = flatten(table)
+        out = self._flatten(table, where)
         for key, value in out.items():
             self._check_key(key, where, allow_seed=allow_seed)
             self._check_value(key, value, where)
@@ -287,9 +306,15 @@ def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     for key, value in table.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict) and dotted not in _leaves():
-            out.update(flatten(value, dotted + "."))
+            inner = flatten(value, dotted + ".")
         else:
-            out[dotted] = value
+            inner = {dotted: value}
+        for k, v in inner.items():
+            # TOML keeps "points.count" (one quoted key) and points.count (a table) apart; here they
+            # are one key, and which value would win is an accident of the file's order.
+            if k in out:
+                raise SpecError(f"key '{k}' is given twice (written quoted and dotted); give it once")
+            out[k] = v
     return out
 
 

@@ -40,7 +40,7 @@ def _resolve(spec: RunSpec) -> RunSpec:
     variant = model_registry.check_variant(entry, spec.model.variant)
     model = dataclasses.replace(spec.model, variant=variant)
     data = _resolve_data(spec.data, data_registry.get(spec.data.name))
-    _check_train(spec)
+    _check_train(dataclasses.replace(spec, data=data))
 
     if spec.method.name == "conventional":
         # replace(), not a new object: a key added later (with its legacy value) is kept. The keys
@@ -108,25 +108,13 @@ def _resolve_data(data: DataSpec, entry: Any) -> DataSpec:
     lo, hi = data.scale_range
     if not 0 < lo <= hi:
         raise SpecError(f"key 'data.scale_range': expected [low, high] with 0 < low <= high, got [{lo}, {hi}]")
-    if data.num_train < 0 or data.num_val < 0:
-        raise SpecError("key 'data.num_train': expected a count >= 0 (0 = all)")
-    if data.workers < 0:
-        raise SpecError(f"key 'data.workers': expected a count >= 0, got {data.workers}")
     return data
 
 
 def _check_train(spec: RunSpec) -> None:
-    t = spec.train
-    if t.epochs < 1:
-        raise SpecError(f"key 'train.epochs': expected at least 1, got {t.epochs}")
-    # BatchNorm (ASPP image pooling, every model here) needs two samples per batch in training.
-    if t.batch_size < 2:
-        raise SpecError(f"key 'train.batch_size': expected at least 2 (BatchNorm needs it), got {t.batch_size}")
-    if t.eval_every < 1:
-        raise SpecError(f"key 'train.eval_every': expected at least 1, got {t.eval_every}")
-    if spec.optim.lr <= 0:
-        raise SpecError(f"key 'optim.lr': expected a positive number, got {spec.optim.lr}")
-    # λ may be negative (an ablation of the opposite sign, specs/method.md §4); α may not.
-    alphas = spec.method.alpha if isinstance(spec.method.alpha, list) else [spec.method.alpha]
-    if any(a < 0 for a in alphas):
-        raise SpecError(f"key 'method.alpha': expected weights >= 0, got {spec.method.alpha}")
+    """What needs two keys at once; each number's own range is checked as it is read (ranges.py)."""
+    n, batch = spec.data.num_train, spec.train.batch_size
+    # Training drops the last incomplete batch: fewer images than one batch would train on nothing.
+    if 0 < n < batch:
+        raise SpecError(f"key 'data.num_train': {n} training images make no batch of train.batch_size {batch} "
+                        f"(the last incomplete batch is dropped); expected at least {batch}")

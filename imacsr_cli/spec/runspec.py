@@ -32,6 +32,17 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from imacsr_cli.errors import SpecError
+from imacsr_cli.spec import ranges
+
+
+# (before _opt: a field declared with legacy= calls it at import)
+def _same(a: Any, b: Any) -> bool:
+    """Equal as spec values: tuples equal lists, and bool is not a number (True == 1 in Python)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
 
 
 _NO_LEGACY = object()
@@ -89,6 +100,8 @@ class DataSpec:
     num_val: int = _opt(0, doc="evaluation images; 0 = all (synthetic: its default)")
     workers: int = _opt(0, identity=False, doc="DataLoader worker processes")
     pin_memory: bool = _opt(False, identity=False, doc="DataLoader pin_memory (CUDA only)")
+    void_logit: bool = _opt(False, legacy=False, since="0.2", doc="author's code: an extra (K+1)th 'void' logit; "
+                            "void pixels stay ignored by the loss, and a void prediction counts as a miss")
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,10 @@ class MethodSpec:
     adapter: Literal["conv1x1", "fcn"] = _opt("conv1x1", doc="dimension adapter q_m")
     ne: Literal["faithful", "normalized", "logits"] = _opt(
         "faithful", doc="NE on softmax over z_m channels (eq. 3), the same ÷ log C_m, or on adapter logits"
+    )
+    ce_input: Literal["logits", "softmax"] = _opt(
+        "logits", legacy="logits", since="0.2", doc="what every cross-entropy (output and MI) is applied to; "
+        "softmax = the author's code (CE of softmax outputs, a double softmax)"
     )
 
 
@@ -175,8 +192,12 @@ class RunSpec:
 # ---- TOML -------------------------------------------------------------------------------------
 
 
+MAX_DEPTH = 16  # tables nested deeper than this are no spec or grid (a grid needs 4: block.set.points.count)
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file; syntax errors become one line with the file, line and column."""
+    """Read a TOML file; every way it can be broken (syntax, encoding, nesting) becomes one line with
+    the file and what was expected."""
     return read_toml_text(path)[1]
 
 
@@ -184,16 +205,52 @@ def read_toml_text(path: str | Path) -> tuple[str, dict[str, Any]]:
     """The text of a TOML file and what it holds, from one read; every problem is one line."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-        return text, tomllib.loads(text)
+        with p.open("rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         raise SpecError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise SpecError(f"{path}: is a directory, expected a TOML file") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not UTF-8 text, expected a TOML file") from None
+    except PermissionError:
+        raise SpecError(f"{path}: permission denied") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(f"{path}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}; "
+                        f"TOML files must be UTF-8") from None
+    return text, parse_toml(text, str(path))
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """``tomllib.loads`` with its errors as one SpecError line naming ``source``."""
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: TOML syntax error: {exc}") from None
+        raise SpecError(f"{source}: TOML syntax error: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested inline table or array
+        raise SpecError(f"{source}: tables or lists nested too deeply (at most {MAX_DEPTH} levels)") from None
+    if _depth(data) > MAX_DEPTH:
+        raise SpecError(f"{source}: tables or lists nested too deeply (at most {MAX_DEPTH} levels)")
+    return data
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of tables and lists, without recursion (the value may be deeper than the stack)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node)
+        else:
+            deepest = max(deepest, d)
+            continue
+        deepest = max(deepest, d + 1)
+        if deepest > MAX_DEPTH:
+            break
+    return deepest
 
 
 # ---- validation -------------------------------------------------------------------------------
@@ -260,10 +317,15 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
 
 def _coerce_slot(slot: _Slot, value: Any, source: str, prefix: str) -> Any:
     try:
-        return slot.convert(value)  # type: ignore[misc]
+        out = slot.convert(value)  # type: ignore[misc]
     except _Mismatch:
         raise SpecError(f"{source}: key '{prefix}{slot.key}': expected {_describe(slot.type)}, "
                         f"got {_show(value)}") from None
+    # The type fits; is the number allowed? (ranges.py: finite, and within what the run can hold.)
+    wrong = ranges.problem(f"{prefix}{slot.key}", out)
+    if wrong is not None:
+        raise SpecError(f"{source}: key '{prefix}{slot.key}': {wrong}")
+    return out
 
 
 def identity_dict(data: dict[str, Any], source: str = "spec") -> dict[str, Any]:
@@ -415,22 +477,6 @@ def _converter(tp: Any) -> Callable[[Any], Any]:
     if tp is str:
         return lambda v: v if isinstance(v, str) else _mismatch()
     raise TypeError(f"unsupported spec field type {tp}")
-
-
-def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
-    try:
-        return _convert(tp, value)
-    except _Mismatch:
-        raise SpecError(f"{source}: key '{key}': expected {_describe(tp)}, got {_show(value)}") from None
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal as spec values: tuples equal lists, and bool is not a number (True == 1 in Python)."""
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return a == b
 
 
 def _to_dict(obj: Any, identity_only: bool) -> dict[str, Any]:

@@ -80,6 +80,9 @@ def cells_of(labels: Any) -> list[dict[str, Any]]:
     return [dict(c) for c in labels]
 
 
+MIN_PREFIX = 4  # characters of a run id that `imacsr runs ...` accepts as a prefix
+
+
 @retrying_methods
 class Queries(Connected):
     """The read-only lookups and queries of ``Store`` (claims.py and store.py add the writes)."""
@@ -88,13 +91,23 @@ class Queries(Connected):
     def _full_id(self, conn: Connection, run_id: str) -> str:
         if conn.execute(text("SELECT 1 FROM runs WHERE run_id = :r"), {"r": run_id}).scalar():
             return run_id
-        if len(run_id) >= 4:
+        hexadecimal = bool(run_id) and all(c in "0123456789abcdefABCDEF" for c in run_id)
+        prefix = run_id.lower() if hexadecimal else run_id
+        if len(prefix) >= MIN_PREFIX:
+            # Matched literally: LIKE's wildcards (_ %) and its escape character are escaped.
+            pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             hits = [r for (r,) in conn.execute(
-                text("SELECT run_id FROM runs WHERE run_id LIKE :p LIMIT 3"), {"p": run_id.replace("%", "") + "%"})]
+                text("SELECT run_id FROM runs WHERE run_id LIKE :p ESCAPE '\\' ORDER BY run_id LIMIT 3"),
+                {"p": pattern}) if r.startswith(prefix)]
             if len(hits) == 1:
                 return hits[0]
             if len(hits) > 1:
                 raise NotFound(f"run id prefix {run_id!r} is ambiguous ({', '.join(hits[:2])}, ...); give more of it")
+        if not hexadecimal:
+            raise NotFound(f"{run_id!r} is not a run id: ids are hexadecimal, e.g. 3fa2c1d0e9b8 "
+                           f"(`imacsr status --runs` lists them)")
+        if len(prefix) < MIN_PREFIX:
+            raise NotFound(f"run id prefix {run_id!r} is too short: give at least {MIN_PREFIX} characters")
         raise NotFound(f"no run {run_id!r}; `imacsr status --runs` lists them")
 
     def resolve_id(self, run_id: str) -> str:
@@ -113,6 +126,17 @@ class Queries(Connected):
         """The run's row (a unique prefix of ≥ 4 characters works); NotFound if there is none."""
         with self._read() as conn:
             return self._record(conn, self._full_id(conn, run_id))
+
+    def records(self, run_ids: Sequence[str]) -> dict[str, RunRecord]:
+        """The rows of those of ``run_ids`` that are in the database (full ids), by id."""
+        out: dict[str, RunRecord] = {}
+        with self._read() as conn:
+            for chunk in chunks(list(dict.fromkeys(run_ids))):
+                q = text(f"SELECT {', '.join(_RECORD_COLUMNS)} FROM runs WHERE run_id IN "
+                         f"({', '.join(f':r{i}' for i in range(len(chunk)))})")
+                for row in conn.execute(q, {f"r{i}": r for i, r in enumerate(chunk)}).mappings():
+                    out[row["run_id"]] = RunRecord(**row)
+        return out
 
     def grid_run_ids(self, grid: str) -> list[str]:
         """The run ids of a grid, in grid order ([] for an unknown grid)."""

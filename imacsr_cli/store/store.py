@@ -330,6 +330,23 @@ class Store(Claims):
             self._event(conn, run_id, "retried", f"was {state}", now=now)
             return True
 
+    def rerun(self, run_id: str) -> bool:
+        """Put a succeeded run back in the queue to be trained again on purpose (``runs rerun``): its
+        metrics are dropped (the caller has set its result files aside), ``attempts`` = 0. Returns
+        False if it is not succeeded (``retry`` is for failed runs); NotFound if missing."""
+        now = self._clock()
+        with self._write() as conn:
+            run_id = self._full_id(conn, run_id)
+            res = conn.execute(text(
+                "UPDATE runs SET state = 'queued', reason = NULL, message = NULL, exit_code = NULL, attempts = 0, "
+                "epoch = 0, owner = NULL, owner_pid = NULL, trainer_pid = NULL, slot = NULL, finished_at = NULL "
+                "WHERE run_id = :r AND state = 'succeeded'"), {"r": run_id})
+            if res.rowcount != 1:
+                return False
+            conn.execute(text("DELETE FROM metrics WHERE run_id = :r"), {"r": run_id})
+            self._event(conn, run_id, "rerun", "was succeeded; trained again on request", now=now)
+            return True
+
     def retry_failed(self, grid: str | None = None, *, include_cancelled: bool = False) -> list[str]:
         """``retry`` every failed (and, optionally, cancelled) run, of one grid or of all. Returns their ids."""
         states = "('failed', 'cancelled')" if include_cancelled else "('failed')"

@@ -43,11 +43,18 @@ def make_adapter(kind: str, channels: int, num_classes: int) -> nn.Module:
     raise ValueError(f"unknown adapter {kind!r}")
 
 
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    """CE after upsampling the logits bilinearly to the label size (never downsampling labels)."""
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+                  ce_input: str = "logits") -> torch.Tensor:
+    """CE after upsampling the logits bilinearly to the label size (never downsampling labels).
+
+    ``ce_input="softmax"`` reproduces the author's code: nn.CrossEntropyLoss applied to softmax outputs,
+    i.e. -log softmax(softmax(logits))_y, a double softmax (specs/method.md §1)."""
     if logits.shape[-2:] != target.shape[-2:]:
         logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-    return F.cross_entropy(logits.float(), target, ignore_index=ignore_index)
+    logits = logits.float()
+    if ce_input == "softmax":
+        logits = torch.softmax(logits, dim=1)
+    return F.cross_entropy(logits, target, ignore_index=ignore_index)
 
 
 def negative_entropy(z: torch.Tensor) -> torch.Tensor:
@@ -74,6 +81,7 @@ class IMacSR(nn.Module):
         self.points = list(points)
         self.ignore_index = ignore_index
         self.ne_mode = method.ne
+        self.ce_input = method.ce_input
         m = len(self.points)
         self.alpha = per_point(method.alpha, m) if m else []
         self.lam = per_point(method.lam, m) if m else []
@@ -95,7 +103,7 @@ class IMacSR(nn.Module):
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_T and its terms: {"ce", "mi/<point>", "ne/<point>"} (unweighted values)."""
-        ce = cross_entropy(logits, target, self.ignore_index)
+        ce = cross_entropy(logits, target, self.ignore_index, self.ce_input)
         terms = {mn.CE: ce}
         total = ce
         for i, (point, adapter) in enumerate(zip(self.points, self.adapters)):
@@ -103,7 +111,7 @@ class IMacSR(nn.Module):
             if z is None:
                 raise RuntimeError(f"point {point.name!r} ({point.module}) produced no feature in the forward pass")
             q = adapter(z)
-            mi = cross_entropy(q, target, self.ignore_index)
+            mi = cross_entropy(q, target, self.ignore_index, self.ce_input)
             if self.ne_mode == "logits":
                 ne = negative_entropy(q)
             else:

@@ -31,6 +31,7 @@ from imacsr_cli.rundir import End, Epoch, EventWriter, RunPaths, Start, code_ver
 from imacsr_cli.spec import RunSpec, resolve
 from imacsr_cli.train import faults
 from imacsr_cli.train.checkpoint import load_checkpoint, save_checkpoint
+from imacsr_cli.train.diagnostics import Diagnostics
 from imacsr_cli.train.imacsr import IMacSR, cross_entropy
 from imacsr_cli.train.metrics import ConfusionMatrix
 
@@ -110,11 +111,13 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
         if hasattr(ds, "set_seed"):
             ds.set_seed(spec.train.seed)
 
-    model = model_registry.build(spec.model.name, spec.model.variant, info.num_classes, spec.model.weights or None)
+    outputs = info.num_classes + 1 if spec.data.void_logit else info.num_classes  # author's code: a void logit
+    model = model_registry.build(spec.model.name, spec.model.variant, outputs, spec.model.weights or None)
     points = [p for p in model_registry.points(spec.model.name, spec.model.variant) if p.name in spec.points.names]
-    trainee = IMacSR(model, points, info.num_classes, spec.method, info.ignore_index).to(device)
+    trainee = IMacSR(model, points, outputs, spec.method, info.ignore_index).to(device)
     if spec.train.channels_last and device.type == "cuda":
         trainee = trainee.to(memory_format=torch.channels_last)
+    diag = Diagnostics(model, points, device)
     optimizer = torch.optim.Adam(
         trainee.parameters(), lr=spec.optim.lr, betas=spec.optim.betas, weight_decay=spec.optim.weight_decay
     )
@@ -156,7 +159,8 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
         armed = faults.arm(fault, epoch, paths.fault_marker)
         t0 = time.time()
         losses = train_one_epoch(trainee, optimizer, schedule, scaler, train_set, spec, epoch, device, amp_dtype,
-                                 events, armed)
+                                 events, armed, diag)
+        losses.update(diag.epoch_values())  # diag/* rows beside the loss terms
         seconds = time.time() - t0
         train_seconds += seconds
         evaluated = epoch % spec.train.eval_every == 0 or epoch == spec.train.epochs
@@ -211,8 +215,10 @@ def _train(paths: RunPaths, events: EventWriter) -> int:
 
 def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule: Any, scaler: Any,
                     dataset: Dataset, spec: RunSpec, epoch: int, device: torch.device,
-                    amp_dtype: torch.dtype | None, events: EventWriter, fault: faults.Fault | None) -> dict[str, float]:
-    """One pass over the training set; returns the epoch's mean of every loss term."""
+                    amp_dtype: torch.dtype | None, events: EventWriter, fault: faults.Fault | None,
+                    diag: Diagnostics | None = None) -> dict[str, float]:
+    """One pass over the training set; returns the epoch's mean of every loss term. ``diag`` (if given)
+    adds each step's gradient norm; its feature statistics come from its own hooks."""
     trainee.train()
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
@@ -237,6 +243,9 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
             raise NonFinite(f"loss is {loss.item()} at epoch {epoch}, step {step} ({detail})")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if diag is not None:
+            scaler.unscale_(optimizer)  # a no-op without fp16; step() then skips its own unscale
+            diag.after_backward(trainee.parameters())
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
@@ -252,7 +261,7 @@ def evaluate(trainee: IMacSR, dataset: Dataset, spec: RunSpec, num_classes: int,
              device: torch.device, amp_dtype: torch.dtype | None, events: EventWriter, epoch: int) -> ConfusionMatrix:
     """Predict the evaluation set and accumulate one confusion matrix (adapters unused)."""
     trainee.eval()
-    cm = ConfusionMatrix(num_classes, ignore_index)
+    cm = ConfusionMatrix(num_classes, ignore_index, void_column=spec.data.void_logit)
     loader = _loader(dataset, spec, sampler=None, drop_last=False, device=device)
     for step, (images, labels) in enumerate(loader, start=1):
         images = images.to(device, non_blocking=True)

@@ -12,7 +12,9 @@ convention). A class that is present but has a zero denominator in one ratio (ne
 precision 0/0) scores 0 for that ratio, as sklearn's zero_division=0 does.
 
 Rows of the confusion matrix are ground truth, columns are predictions. Pixels labelled with the
-ignore index are not counted anywhere.
+ignore index are not counted anywhere. A model with an extra void logit (``data.void_logit``, the
+author's code) may predict "void": such pixels go to an extra last column, a miss (FN) of their
+ground-truth class and no class's FP, as cityscapesScripts counts them; the matrix is then K × (K+1).
 """
 
 from __future__ import annotations
@@ -26,21 +28,22 @@ from imacsr_cli import metric_names as mn
 class ConfusionMatrix:
     """Accumulates the dataset-level matrix and, for eq. (13), per-image TP/FP/FN counts."""
 
-    def __init__(self, num_classes: int, ignore_index: int = 255):
+    def __init__(self, num_classes: int, ignore_index: int = 255, void_column: bool = False):
         self.k = num_classes
         self.ignore_index = ignore_index
-        self.mat = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        self.cols = num_classes + 1 if void_column else num_classes  # predicted class K = "void"
+        self.mat = torch.zeros(num_classes, self.cols, dtype=torch.int64)
         self.per_image: list[np.ndarray] = []  # one (3, K) array of TP, FP, FN per image
 
     def update(self, target: torch.Tensor, pred: torch.Tensor) -> None:
         """Add a batch: target and pred of shape (N, H, W) (or (H, W) for one image)."""
         if target.dim() == 2:
             target, pred = target[None], pred[None]
-        k = self.k
+        k, cols = self.k, self.cols
         for t, p in zip(target.cpu(), pred.cpu()):
             keep = t != self.ignore_index
-            idx = t[keep].to(torch.int64) * k + p[keep].to(torch.int64)
-            m = torch.bincount(idx, minlength=k * k).reshape(k, k)
+            idx = t[keep].to(torch.int64) * cols + p[keep].to(torch.int64)
+            m = torch.bincount(idx, minlength=k * cols).reshape(k, cols)
             self.mat += m
             self.per_image.append(_tp_fp_fn(m.numpy()))
 
@@ -50,8 +53,10 @@ class ConfusionMatrix:
 
 
 def _tp_fp_fn(mat: np.ndarray) -> np.ndarray:
+    """TP, FP, FN per class of a K × K matrix, or K × (K+1) with a last column of void predictions."""
+    k = mat.shape[0]
     tp = np.diag(mat).astype(np.float64)
-    return np.stack([tp, mat.sum(0) - tp, mat.sum(1) - tp])  # FP: column minus TP; FN: row minus TP
+    return np.stack([tp, mat[:, :k].sum(0) - tp, mat.sum(1) - tp])  # FP: column minus TP; FN: row minus TP
 
 
 def _ratios(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_status import fill
+from test_status import RESULT, fill
 from typer.testing import CliRunner
 
 from imacsr_cli.cli.app import app
@@ -15,7 +15,7 @@ def db(tmp_path):
     url = f"sqlite:///{tmp_path}/imacsr.db"
     fill(url, runs_root=str(tmp_path / "runs"))
     run_dir = tmp_path / "runs" / "a0000000000a"
-    run_dir.mkdir(parents=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "train.log").write_text("line one\nline two\n")
     (run_dir / "result.json").write_text("{}")
     return url
@@ -49,8 +49,28 @@ def test_show_a_run_by_prefix(db, tmp_path):
 
 
 def test_show_unknown_or_ambiguous(db):
+    r = invoke("runs", "show", "ffff", "--db", db)
+    assert (r.exit_code, r.output) == (2, "error: no run 'ffff'; `imacsr status --runs` lists them\n")
     r = invoke("runs", "show", "zzzz", "--db", db)
-    assert (r.exit_code, r.output) == (2, "error: no run 'zzzz'; `imacsr status --runs` lists them\n")
+    assert (r.exit_code, r.output) == (2, "error: 'zzzz' is not a run id: ids are hexadecimal, e.g. 3fa2c1d0e9b8 "
+                                          "(`imacsr status --runs` lists them)\n")
+    # A unique prefix that is too short says the minimum, not "no run".
+    r = invoke("runs", "show", "a00", "--db", db)
+    assert (r.exit_code, r.output) == (2, "error: run id prefix 'a00' is too short: give at least 4 characters\n")
+
+
+@pytest.mark.parametrize("command", ["show", "logs", "retry", "cancel", "rerun"])
+def test_prefixes_are_matched_literally(db, command):
+    """SQL LIKE wildcards are no prefix: `runs cancel ____` once cancelled a run."""
+    for pattern in ("____", "%%%%", "a00_", "a00%"):
+        r = invoke("runs", command, pattern, "--db", db)
+        assert (r.exit_code, r.output) == (2, f"error: {pattern!r} is not a run id: ids are hexadecimal, e.g. "
+                                              "3fa2c1d0e9b8 (`imacsr status --runs` lists them)\n")
+    with Store.open(db) as store:
+        assert [store.get(i).state for i in ("a0000000000a", "b0000000000b", "d0000000000d")] == \
+            ["succeeded", "running", "queued"]
+    # Upper case is the same hex id.
+    assert invoke("runs", "show", "A000", "--db", db).output.startswith("run a0000000000a\n")
 
 
 def test_logs(db):
@@ -97,13 +117,73 @@ def test_retry(db):
     r = invoke("runs", "retry", "c000", "--db", db)
     assert r.output == "c0000000000c is already queued; nothing to do\n"
     r = invoke("runs", "retry", "a000", "--db", db)
-    assert (r.exit_code, r.output) == (2, "error: run a0000000000a succeeded; only failed or cancelled runs can "
-                                          "be retried\n")
+    assert (r.exit_code, r.output) == (2, "error: run a0000000000a succeeded; `imacsr runs rerun a0000000000a` (or "
+                                          "retry --force) trains it again, keeping the old result aside\n")
     r = invoke("runs", "retry", "--failed", "--cancelled", "--grid", "g2", "--db", db)
     assert (r.exit_code, r.output) == (0, "e0000000000e queued again\n1 run queued again\n"
                                           "`imacsr run-grid GRID` trains them\n")
-    r = invoke("runs", "retry", "--db", db)
-    assert r.exit_code == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "runs retry: give a run id or --failed"),
+    (["--grid", "g1"], "runs retry: --grid selects among failed runs: add --failed"),
+    (["c000", "--failed"], "runs retry: give a run id or --failed, not both"),
+    (["c000", "--grid", "g1"], "runs retry: --grid and --cancelled go with --failed, not with a run id"),
+    (["--failed", "--force"], "runs retry: --force takes a run id (one succeeded run to train again)"),
+])
+def test_retry_usage_errors_say_what_is_missing(db, args, message):
+    r = invoke("runs", "retry", *args, "--db", db)
+    assert (r.exit_code, r.output) == (2, f"error: {message}\n")
+
+
+@pytest.mark.parametrize("how", [["rerun"], ["retry", "--force"]])
+def test_rerun_a_succeeded_run_keeps_the_old_result_aside(db, tmp_path, how):
+    run_dir = tmp_path / "runs" / "a0000000000a"
+    (run_dir / "result.json").write_text('{"old": 1}')
+    (run_dir / "checkpoint.pt").write_bytes(b"PK\x03\x04old")
+    r = invoke("runs", *how, "a000", "--db", db, "--runs-dir", str(tmp_path / "runs"))
+    assert (r.exit_code, r.output) == (0, "a0000000000a queued to be trained again; kept aside: "
+                                          "result.before-rerun-1.json, checkpoint.before-rerun-1.pt\n"
+                                          "`imacsr run-grid GRID` trains "
+                                          + ("it" if how == ["rerun"] else "them") + "\n")
+    assert not (run_dir / "result.json").exists() and not (run_dir / "checkpoint.pt").exists()
+    assert (run_dir / "result.before-rerun-1.json").read_text() == '{"old": 1}'
+    with Store.open(db) as store:
+        run = store.get("a0000000000a")
+        assert (run.state, run.attempts, run.epoch) == ("queued", 0, 0)
+        assert store.metrics_frame(["a0000000000a"]).empty  # the old metrics do not mix with the new ones
+    # A second rerun (after the run succeeded again) does not overwrite the first one's files.
+    (run_dir / "result.json").write_text('{"new": 2}')
+    with Store.open(db) as store:
+        store._write  # noqa: B018  (the state is set through the public API below)
+        assert store.claim("o:1:x", pid=1, run_ids=["a0000000000a"]).run_id == "a0000000000a"
+        store.finish("a0000000000a", "o:1:x", "succeeded", exit_code=0, final=RESULT)
+    assert invoke("runs", "rerun", "a000", "--db", db).exit_code == 0
+    assert (run_dir / "result.before-rerun-2.json").read_text() == '{"new": 2}'
+    # Only succeeded runs: a failed one is retried, a queued one is queued already.
+    r = invoke("runs", "rerun", "c000", "--db", db)
+    assert (r.exit_code, r.output) == (2, "error: run c0000000000c is failed, not succeeded; "
+                                          "`imacsr runs retry c0000000000c` queues a failed run\n")
+
+
+def test_a_succeeded_run_whose_directory_was_deleted_says_so(db, tmp_path):
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs" / "a0000000000a")
+    r = invoke("runs", "show", "a000", "--db", db)
+    assert r.exit_code == 0
+    assert (f"  state:      succeeded — but {tmp_path}/runs/a0000000000a/result.json is gone (directory deleted?); "
+            "`imacsr runs rerun a0000000000a` or `imacsr run-grid GRID --retrain-missing` trains it again"
+            in r.output.splitlines())
+    r = invoke("status", "g2", "--runs", "--db", db)
+    lines = r.output.splitlines()
+    assert lines[-3].startswith("a0000000000a") and "  result.json missing  " in lines[-3]
+    assert lines[-1] == ("1 succeeded run has lost its result.json (run directory deleted?): `imacsr run-grid GRID "
+                         "--retrain-missing` or `imacsr runs rerun ID` trains it again")
+    r = invoke("status", "--db", db)
+    assert r.output.splitlines()[-1] == lines[-1]
+    r = invoke("status", "--runs", "--json", "--db", db)
+    assert {x["run_id"]: x["files_missing"] for x in __import__("json").loads(r.output)["runs"]}["a0000000000a"]
 
 
 def test_cancel_a_queued_run(db):

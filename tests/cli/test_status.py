@@ -61,6 +61,10 @@ def fill(url: str, runs_root: str = "/runs") -> None:
             store.record_epoch(run_id, OWNER, 1, {"loss": 2.5}, {"mIoU": 0.25}, epochs=2)
         store.record_epoch("a0000000000a", OWNER, 2, {"loss": 2.0}, {"mIoU": 0.4}, epochs=2)
         store.finish("a0000000000a", OWNER, "succeeded", exit_code=0, final=RESULT)
+        done = Path(runs_root) / "a0000000000a"
+        if Path(runs_root).parent.is_dir():  # the succeeded run's result file, as a trainer leaves it
+            done.mkdir(parents=True, exist_ok=True)
+            (done / "result.json").write_text(json.dumps(RESULT))
         store.finish("c0000000000c", OWNER, "failed", reason="crashed", exit_code=1,
                      message="exit code 1: RuntimeError: boom\nTraceback (most recent call last):")
         store.cancel("e0000000000e")
@@ -70,7 +74,7 @@ def fill(url: str, runs_root: str = "/runs") -> None:
 @pytest.fixture
 def db(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path}/imacsr.db"
-    fill(url)
+    fill(url, runs_root=str(tmp_path / "runs"))
     monkeypatch.setattr(status_cli, "_now", lambda: T0 + 30.0)
     return url
 
@@ -90,6 +94,7 @@ def test_status_lists_grids_with_counts_and_progress(db):
 
 
 def test_status_runs_of_a_grid(db):
+    """Running, failed and queued runs come before succeeded ones (grid order within a state)."""
     r = invoke("status", "g1", "--runs", "--db", db)
     assert r.exit_code == 0, r.output
     assert r.output == (
@@ -97,10 +102,10 @@ def test_status_runs_of_a_grid(db):
         "g1       4       1        1          1       1          0     4/8       50%\n"
         "\n"
         "RUN           SPEC                                             STATE      EPOCH  mIoU  AGE  REASON   CELL\n"
-        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2  43.2  15s  -        table=iv\n"
         "b0000000000b  deeplabv3plus/smp imacsr M=2 input s=1 seed=0    running      1/2  25.0  12s  -        figure=3; series=II,table=vi\n"
         "c0000000000c  deeplabv3plus/smp imacsr M=3 input s=2 seed=0    failed       1/2  25.0  14s  crashed  figure=3\n"
         "d0000000000d  deeplabv3plus/smp imacsr M=2 central s=1 seed=1  queued       0/2     -  28s  -        table=vi\n"
+        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2  43.2  15s  -        table=iv\n"
     )
 
 
@@ -113,11 +118,11 @@ def test_status_runs_of_every_grid(db):
         "g2       2       0        0          1       0          1     2/4       50%\n"
         "\n"
         "RUN           SPEC                                             STATE      EPOCH  mIoU  AGE  REASON     GRIDS\n"
-        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2  43.2  15s  -          g1,g2\n"
         "b0000000000b  deeplabv3plus/smp imacsr M=2 input s=1 seed=0    running      1/2  25.0  12s  -          g1\n"
         "c0000000000c  deeplabv3plus/smp imacsr M=3 input s=2 seed=0    failed       1/2  25.0  14s  crashed    g1\n"
         "d0000000000d  deeplabv3plus/smp imacsr M=2 central s=1 seed=1  queued       0/2     -  28s  -          g1\n"
         "e0000000000e  deeplabv3plus/smp imacsr M=2 input s=1 seed=5    cancelled    0/2     -  13s  cancelled  g2\n"
+        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2  43.2  15s  -          g1,g2\n"
     )
 
 
@@ -129,8 +134,8 @@ def test_status_runs_of_a_grid_with_a_cancelled_run(db):
         "g2       2       0        0          1       0          1     2/4       50%\n"
         "\n"
         "RUN           SPEC                                           STATE      EPOCH  mIoU  AGE  REASON     CELL\n"
-        "a0000000000a  deeplabv3plus/smp conventional seed=0          succeeded    2/2  43.2  15s  -          -\n"
         "e0000000000e  deeplabv3plus/smp imacsr M=2 input s=1 seed=5  cancelled    0/2     -  13s  cancelled  -\n"
+        "a0000000000a  deeplabv3plus/smp conventional seed=0          succeeded    2/2  43.2  15s  -          -\n"
     )
 
 
@@ -141,7 +146,7 @@ def test_status_json(db):
     assert [g["grid"] for g in data["grids"]] == ["g1"]
     assert data["grids"][0]["succeeded"] == 1 and data["grids"][0]["total"] == 4
     runs = {r["run_id"]: r for r in data["runs"]}
-    assert list(runs) == ["a0000000000a", "b0000000000b", "c0000000000c", "d0000000000d"]
+    assert list(runs) == ["b0000000000b", "c0000000000c", "d0000000000d", "a0000000000a"]  # STATE_ORDER
     assert runs["a0000000000a"]["state"] == "succeeded" and runs["a0000000000a"]["final/mIoU"] == 0.4321
     assert runs["b0000000000b"]["val/mIoU"] == 0.25 and runs["b0000000000b"]["final/mIoU"] is None
     assert runs["c0000000000c"]["reason"] == "crashed" and runs["c0000000000c"]["exit_code"] == 1
@@ -190,3 +195,19 @@ def test_status_watch_exits_0_on_ctrl_c(db):
     out = seen.decode(errors="replace")
     assert p.returncode == 0, err
     assert "g1       4       1" in out
+
+
+def test_status_runs_fits_a_narrow_terminal(db):
+    """On a terminal the runs table fits its width: SPEC drops what every run shares (here the model),
+    then SPEC and CELL are shortened with an ellipsis; piped output keeps whole lines (tests above)."""
+    with Store.open(db, create=False) as store:
+        text = status_cli.render(store, "g1", True, width=80)
+        wide = status_cli.render(store, "g1", True, width=200)
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines), text
+    assert lines[3].split()[:2] == ["RUN", "SPEC"]
+    # 80 columns leave 30 for SPEC and CELL together: the widest is shortened first.
+    assert lines[4] == "b0000000000b  imacsr M=2 i…  running      1/2  25.0  12s  -        figure=3; se…"
+    assert lines[-1].startswith("a0000000000a  conventional…  succeeded") and "deeplabv3plus" not in text
+    # Wide enough: the same table as in a pipe.
+    assert wide == status_cli.render(store, "g1", True)

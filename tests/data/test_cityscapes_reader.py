@@ -14,6 +14,7 @@ from imacsr_cli.data.fake import write_fake
 from imacsr_cli.errors import DataError
 
 EXPECTED = "expected leftImg8bit/{train,val} and gtFine/{train,val} under the root"
+WITH = EXPECTED.removeprefix("expected ")
 # specs/datasets.md §1.3, written out independently of torchvision's table.
 TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12, 26: 13,
              27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
@@ -90,7 +91,12 @@ def test_missing_root_and_folders(tmp_path, monkeypatch):
     missing = tmp_path / "nope"
     with pytest.raises(DataError) as err:
         registry.build(spec("cityscapes", missing), "train")
-    assert str(err.value) == f"cityscapes root {missing}: not a folder ({EXPECTED})"
+    assert str(err.value) == f"cityscapes root {missing}: does not exist (expected a directory with {WITH})"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(DataError) as err:
+        registry.build(spec("cityscapes", afile), "train")
+    assert str(err.value) == f"cityscapes root {afile}: is a file (expected a directory with {WITH})"
 
     root = cityscapes_tree(tmp_path / "cs", {"train": {"aachen_000000_000019": stripes([7], 8, 16)}})
     (root / "leftImg8bit/val").mkdir(parents=True)
@@ -106,7 +112,8 @@ def test_missing_root_and_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("IMACSR_DATA", str(tmp_path))
     with pytest.raises(DataError) as err:
         registry.build(spec("cityscapes", ""), "train")
-    assert str(err.value) == f"cityscapes root {tmp_path / 'cityscapes'}: not a folder ({EXPECTED})"
+    assert str(err.value) == (f"cityscapes root {tmp_path / 'cityscapes'}: does not exist "
+                              f"(expected a directory with {WITH})")
 
 
 def test_missing_label(tmp_path):

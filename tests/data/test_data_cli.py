@@ -62,7 +62,7 @@ def test_check_of_a_broken_tree_exits_1(tmp_path):
     missing = tmp_path / "missing"
     result = invoke("data", "check", missing, "--dataset", "camvid", "--json")
     assert result.exit_code == 1
-    assert json.loads(result.output)["problems"] == [f"camvid root {missing}: not a folder (expected train, "
+    assert json.loads(result.output)["problems"] == [f"camvid root {missing}: does not exist (expected a directory with train, "
                                                      "trainannot, val, valannot, test, testannot (SegNet layout) or "
                                                      "<stem>.png images with <stem>_L.png colour labels "
                                                      "(full-resolution layout) under the root)"]

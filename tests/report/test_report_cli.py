@@ -51,7 +51,11 @@ def test_all_with_out_writes_every_file(report_db, tmp_path):
     assert r.exit_code == 0, r.stderr
     names = ["table_iv.md", "table_iv.tex", "table_iv.csv", "table_iv.json", "table_vi.md", "table_vi.tex",
              "table_vi.csv", "table_vi.json", "fig3.png", "fig3.pdf", "fig3.csv", "fig4.png", "fig4.pdf", "fig4.csv"]
-    assert r.stdout.splitlines() == [f"wrote {out / n}" for n in names]
+    lines = r.stdout.splitlines()
+    assert lines[:len(names)] == [f"wrote {out / n}" for n in names]
+    # No run of this database logged epochs or kept a checkpoint: the insight figures and Fig. 2 say so.
+    assert lines[len(names)] == f"wrote {out / 'index.html'}"
+    assert any(ln.startswith("Fig. 2 (DeepLabv3+/cityscapes): ") and "has no checkpoint" in ln for ln in lines)
     assert all((out / n).stat().st_size > 0 for n in names)
     assert (out / "table_iv.tex").read_text().startswith("\\begin{table*}[t]")
 

@@ -1,6 +1,8 @@
 """The identity rule (docs/contracts.md, "Run identity"): a key added later enters the hash only when
 it differs from its legacy value, a default never changes silently, and two specs that train the same
 thing hash the same. The golden ids (golden_ids.json) are the fixed points every check here keeps."""
+# The test-only keys are named later_*: real keys added since (data.void_logit, method.ce_input) must
+# not be shadowed by a test subclass with other allowed values.
 
 from __future__ import annotations
 
@@ -23,12 +25,12 @@ ENTRIES = golden.load()["entries"]
 
 @dataclass(frozen=True)
 class DataSpecLater(DataSpec):
-    void_logit: bool = _opt(False, legacy=False, since="9.9", doc="test-only")
+    later_flag: bool = _opt(False, legacy=False, since="9.9", doc="test-only")
 
 
 @dataclass(frozen=True)
 class MethodSpecLater(MethodSpec):
-    ce_input: Literal["logits", "probs"] = _opt("logits", legacy="logits", since="9.9", doc="test-only")
+    later_mode: Literal["logits", "probs"] = _opt("logits", legacy="logits", since="9.9", doc="test-only")
     warmup: list[float] = _opt([], legacy=[], since="9.9", doc="test-only")
 
 
@@ -63,7 +65,7 @@ def test_keys_added_at_their_legacy_value_keep_every_golden_id(entry):
 
 
 @pytest.mark.parametrize("key, value", [
-    ("data.void_logit", True), ("method.ce_input", "probs"), ("method.warmup", [0.5]),
+    ("data.later_flag", True), ("method.later_mode", "probs"), ("method.warmup", [0.5]),
     ("train.compile", True), ("train.clip", 1.0), ("extra.tta", 2),
 ])
 def test_a_new_key_at_another_value_is_another_run(key, value):
@@ -78,8 +80,8 @@ def test_a_new_key_at_another_value_is_another_run(key, value):
 
 def test_a_conventional_run_keeps_a_new_method_key():
     # The baseline normalisation must not reset what a later key says (e.g. what the CE reads).
-    spec = resolve(RunSpecLater.from_dict({"method": {"name": "conventional", "ce_input": "probs"}}))
-    assert spec.method.ce_input == "probs"
+    spec = resolve(RunSpecLater.from_dict({"method": {"name": "conventional", "later_mode": "probs"}}))
+    assert spec.method.later_mode == "probs"
     assert spec.run_id != golden_id("conventional")
 
 

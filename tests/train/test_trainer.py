@@ -59,7 +59,11 @@ def test_run_writes_every_file_and_a_consistent_result(tmp_path):
     kinds = [e.kind for e in _events(d)]
     assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("epoch") == 2
     epoch = next(e for e in _events(d) if e.kind == "epoch")
-    assert set(epoch.train) == {"loss", "ce", "mi/stem", "ne/stem", "mi/layer1.1", "ne/layer1.1"}
+    losses = {k for k in epoch.train if not k.startswith("diag/")}
+    assert losses == {"loss", "ce", "mi/stem", "ne/stem", "mi/layer1.1", "ne/layer1.1"}
+    assert {k for k in epoch.train if k.startswith("diag/")} == {
+        f"diag/{q}/{p}" for q in ("entropy", "feature_norm", "gamma_norm") for p in ("stem", "layer1.1")
+    } | {"diag/grad_norm2", "diag/steps"}
     # A second start does nothing: result.json is the truth.
     assert run(d) == 0 and [e.kind for e in _events(d)] == kinds
     # Without result.json, the final checkpoint (weights only) is evaluated again: same result.

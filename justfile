@@ -24,6 +24,16 @@ demo: setup
 test *ARGS: setup
     {{python}} -m pytest {{ARGS}}
 
+# The cluster suite against real services: starts PostgreSQL and a single-node Slurm (.ci/services.sh,
+# as root on Debian; installs them with apt when missing), runs tests/cluster and the store and
+# scheduler tests on both databases (a skip is a failure), then stops the services.
+test-cluster *ARGS: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap '.ci/services.sh stop' EXIT
+    eval "$(.ci/services.sh start)"
+    IMACSR_REQUIRE_SERVICES=1 {{python}} -m pytest tests/cluster tests/store tests/launch {{ARGS}}
+
 # Benchmarks (figures and ratios; see BENCHMARKS.md): training step and data pipeline (interleaved
 # rounds), models, orchestration, status at 100k runs.
 bench: setup

@@ -227,6 +227,8 @@ def trainer_command(python: str, run_dir: Path, root: Path, version: tuple[int, 
 class LocalExecutor:
     """Trainer subprocesses on this host, one per slot."""
 
+    name = "local"
+
     def __init__(self, slots: list[Slot], python: str | None = None):
         if not slots:
             raise ImacsrError("no slots to run on")

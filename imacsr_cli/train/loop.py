@@ -397,7 +397,8 @@ class _signals_raise_interrupted:
         self._old = {}
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # SIGUSR2: Slurm's warning before a job's time limit or a preemption (--signal=USR2@N, submitit's).
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             self._old[sig] = signal.signal(sig, self._raise)
         parent = os.environ.get("IMACSR_PARENT_PID")
         if parent and parent.isdigit():

@@ -52,7 +52,10 @@ def show(
         ("grids", "; ".join(f"{g['grid']} [{cells_text(g['cell'])}]" for g in r["grids"]) or "-"),
     ]
     if r["owner"]:
-        info.append(("owner", f"{r['owner']} (trainer pid {r['trainer_pid'] or '-'} on {r['slot'] or '-'})"))
+        where = f"trainer pid {r['trainer_pid'] or '-'}" if not r.get("handle") else r["handle"].replace(":", " job ", 1)
+        info.append(("owner", f"{r['owner']} on {r['host'] or '-'} ({where} on {r['slot'] or '-'})"))
+    elif r.get("handle"):
+        info.append(("job", r["handle"].replace(":", " job ", 1)))
     for key, label in (("created_at", "created"), ("started_at", "started"), ("finished_at", "finished"),
                        ("heartbeat_at", "heartbeat")):
         if r[key]:
@@ -244,6 +247,8 @@ def cancel(
         note = f"; SIGTERM sent to its trainer (pid {c.signalled_pid})"
     elif c.remote_host is not None:
         note = f"; its scheduler on {c.remote_host} stops the trainer at its next heartbeat"
+    elif c.slurm_note:
+        note = c.slurm_note
     typer.echo(f"{c.run_id} cancelled (was {c.was}){note}")
 
 

@@ -24,9 +24,21 @@ demo: setup
 test *ARGS: setup
     {{python}} -m pytest {{ARGS}}
 
-# Benchmarks (figures and ratios; see BENCHMARKS.md): training step, models, orchestration, status at 100k runs.
+# The cluster suite against real services: starts PostgreSQL and a single-node Slurm (.ci/services.sh,
+# as root on Debian; installs them with apt when missing), runs tests/cluster and the store and
+# scheduler tests on both databases (a skip is a failure), then stops the services.
+test-cluster *ARGS: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap '.ci/services.sh stop' EXIT
+    eval "$(.ci/services.sh start)"
+    IMACSR_REQUIRE_SERVICES=1 {{python}} -m pytest tests/cluster tests/store tests/launch {{ARGS}}
+
+# Benchmarks (figures and ratios; see BENCHMARKS.md): training step and data pipeline (interleaved
+# rounds), models, orchestration, status at 100k runs.
 bench: setup
-    {{python}} benchmarks/train_step.py
+    {{python}} benchmarks/train_step.py --naive
+    {{python}} benchmarks/data_pipeline.py
     {{python}} benchmarks/models_bench.py --size 128 256 --batch 2
     {{python}} benchmarks/orchestration.py
     {{python}} benchmarks/status_db.py

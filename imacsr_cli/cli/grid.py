@@ -18,6 +18,7 @@ import typer
 
 from imacsr_cli import metric_names as mn
 from imacsr_cli.cli.options import db_option
+from imacsr_cli.units import fmt_metric, header, metric_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from imacsr_cli.launch import ActiveRun, Outcome, Slot
@@ -45,6 +46,16 @@ def run_grid(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Every note about the grid, not a summary."),
     retrain_missing: bool = typer.Option(
         False, "--retrain-missing", help="Train again succeeded runs whose result.json is gone (directory deleted)."),
+    executor: str = typer.Option("local", "--executor", help="Where trainers run: local (this host) or slurm."),
+    max_jobs: int = typer.Option(None, "--max-jobs", min=1, help="Slurm jobs in flight at once (default 4)."),
+    slurm_partition: str = typer.Option(None, "--slurm-partition", help="Slurm partition (grid [slurm] partition)."),
+    slurm_time: str = typer.Option(None, "--slurm-time", help="Job time limit: minutes or H:MM:SS ([slurm] time)."),
+    slurm_gpus: int = typer.Option(None, "--slurm-gpus", min=0, help="GPUs per job ([slurm] gpus)."),
+    slurm_cpus: int = typer.Option(None, "--slurm-cpus", min=1, help="CPUs per job ([slurm] cpus_per_task)."),
+    slurm_mem: str = typer.Option(None, "--slurm-mem", help="Memory per job, e.g. 16G ([slurm] mem)."),
+    slurm_account: str = typer.Option(None, "--slurm-account", help="Slurm account ([slurm] account)."),
+    slurm_qos: str = typer.Option(None, "--slurm-qos", help="Slurm QOS ([slurm] qos)."),
+    slurm_flag: list[str] = typer.Option(None, "--slurm-flag", help="An extra sbatch flag, e.g. --slurm-flag=--constraint=a100 (repeatable; [slurm] extra)."),
 ) -> None:
     """Plan, enqueue and run every run of a grid; exit 0 only when all of them succeeded."""
     from imacsr_cli.errors import RunFailed, SpecError, UsageError
@@ -57,6 +68,8 @@ def run_grid(
     limits.check_timeout(timeout)
     limits.check_lease(lease)
     limits.check_retries(retries)
+    if executor not in ("local", "slurm"):
+        raise typer.BadParameter(f"expected local or slurm, got {executor!r}", param_hint="--executor")
     for name, value in (("--jobs", jobs), ("--per-gpu", per_gpu), ("--max-runs", max_runs)):
         check_option(name, value)
     if as_json and not plan_only:
@@ -64,6 +77,19 @@ def run_grid(
     gpu_list = parse_gpus(gpus)
     check_visible(gpu_list)
     slots = plan_slots(jobs=jobs, gpus=gpu_list, per_gpu=per_gpu)
+    slurm = None
+    if executor == "slurm":  # checked before the plan opens (and maybe creates) the database
+        from imacsr_cli.launch.slurm import SlurmResources, parse_time
+        from imacsr_cli.spec.grid import GridSpec
+
+        table = GridSpec.find(path)
+        slurm = SlurmResources.from_table(table.slurm, str(table.path or path)).override(
+            partition=slurm_partition, time=parse_time(slurm_time, "--slurm-time") if slurm_time else None,
+            gpus=slurm_gpus, cpus_per_task=slurm_cpus, mem=slurm_mem, account=slurm_account, qos=slurm_qos,
+            extra=tuple(slurm_flag or ()))
+        from imacsr_cli.launch import Slot as _Slot
+
+        slots = [_Slot(i) for i in range(max_jobs or 4)]
 
     plan = make_plan(path, db, lease, plan_only=plan_only, overrides=overrides, max_runs=max_runs,
                      runs_dir=runs_dir)
@@ -74,7 +100,7 @@ def run_grid(
         if problems:
             raise typer.Exit(2)
         return
-    _say(_plan_text(grid.name, plan.where, len(rows), counts, slots, available_cores(), retrain_missing))
+    _say(_plan_text(grid.name, plan.where, len(rows), counts, slots, available_cores(), retrain_missing, slurm))
     for line in _notes(grid.warnings, verbose):
         _say(f"note: {line}")
     if plan_only:
@@ -94,7 +120,14 @@ def run_grid(
         labels = {r.run_id: r.describe() for r in valid}
         observer: _Plain | _Live = (_Live(labels, len(valid), parallel=len(slots)) if sys.stdout.isatty()
                                     else _Plain(labels, len(valid)))
-        scheduler = Scheduler(store, LocalExecutor(slots), grid.name, runs_dir, timeout=timeout, retries=retries,
+        if slurm is not None:
+            from imacsr_cli.launch.slurm import SlurmExecutor
+
+            # Slurm's own files (sbatch scripts, submitit's logs) next to the run directories.
+            runner: Any = SlurmExecutor(slurm, len(slots), Path(runs_dir).absolute().parent / "slurm")
+        else:
+            runner = LocalExecutor(slots)
+        scheduler = Scheduler(store, runner, grid.name, runs_dir, timeout=timeout, retries=retries,
                               lease=lease, observer=observer)
         started = time.monotonic()
         previous = {sig: signal.signal(sig, lambda signum, frame: scheduler.request_stop(signum))
@@ -137,7 +170,7 @@ def _say(text: str, err: bool = False) -> None:
 
 
 def _plan_text(name: str, where: str, n_rows: int, counts: dict[str, int], slots: list[Slot], cores: int,
-               retrain_missing: bool = False) -> str:
+               retrain_missing: bool = False, slurm: Any = None) -> str:
     parts = [f"{counts['new']} new", f"{counts['succeeded']} already done", f"{counts['failed']} failed",
              f"{counts['running'] - counts.get('orphaned', 0)} running elsewhere"]
     if counts.get("orphaned"):
@@ -157,7 +190,9 @@ def _plan_text(name: str, where: str, n_rows: int, counts: dict[str, int], slots
         lines.append(what + (": trained again (--retrain-missing)" if retrain_missing else
                              " (run directory deleted?): --retrain-missing trains them again"))
     gpu = [s for s in slots if s.gpu is not None]
-    if gpu:
+    if slurm is not None:
+        lines.append(f"slots: up to {len(slots)} Slurm job{'s' if len(slots) != 1 else ''} at once ({slurm.describe()})")
+    elif gpu:
         devices = sorted({s.gpu for s in gpu}, key=int)
         lines.append(f"slots: {len(slots)} on GPU {','.join(devices)} ({len(slots) // len(devices)} per GPU)")
     else:
@@ -232,7 +267,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _pct(value: Any) -> str:
-    return "-" if value is None else f"{100 * float(value):.1f}"
+    return fmt_metric(value)  # the one format of a metric (imacsr_cli/units.py)
 
 
 class _Plain:
@@ -270,13 +305,13 @@ class _Plain:
     def epoch(self, a: ActiveRun) -> None:
         self.miou[a.run_id] = a.miou
         loss = "-" if a.loss is None else f"{a.loss:.4f}"
-        self._echo(f"{a.run_id} epoch {a.epoch}/{a.epochs} loss {loss} mIoU {_pct(a.miou)}")
+        self._echo(f"{a.run_id} epoch {a.epoch}/{a.epochs} loss {loss} {metric_text('mIoU', a.miou)}")
 
     def finished(self, run_id: str, outcome: Outcome, note: str = "") -> None:
         if outcome.verdict == "succeeded":
             extra = f" ({outcome.message})" if outcome.message else ""
             miou = self.miou.get(run_id)
-            self._echo(f"{self._done()} {run_id} succeeded" + (f": mIoU {_pct(miou)}" if miou is not None else "")
+            self._echo(f"{self._done()} {run_id} succeeded" + (f": {metric_text('mIoU', miou)}" if miou is not None else "")
                        + extra)
         elif outcome.verdict == "requeue":
             then = note or "back to the queue"
@@ -332,7 +367,7 @@ class _Live(_Plain):
                            time.time())
 
 
-LIVE_COLUMNS = ("run", "slot", "epoch", "step", mn.LOSS, mn.MIOU, "ETA", "spec")
+LIVE_COLUMNS = ("run", "slot", "epoch", "step", mn.LOSS, header(mn.MIOU), "ETA", "spec")
 
 
 def render_live(counts: dict[str, int], total: int, active: list[ActiveRun], labels: dict[str, str],
@@ -372,7 +407,7 @@ def render_live(counts: dict[str, int], total: int, active: list[ActiveRun], lab
     table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1))
     for i, col in enumerate(LIVE_COLUMNS):
         table.add_column(col, no_wrap=True, width=min(widths[i], spec_width) if col == "spec" else widths[i],
-                         justify="right" if col in ("epoch", "step", mn.LOSS, mn.MIOU, "ETA") else "left")
+                         justify="right" if col in ("epoch", "step", mn.LOSS, header(mn.MIOU), "ETA") else "left")
     for r in rows:
         spec = r[-1] if len(r[-1]) <= spec_width else r[-1][: spec_width - 1] + "…"
         table.add_row(*r[:-1], spec)

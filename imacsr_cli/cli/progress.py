@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from imacsr_cli import metric_names as mn
 from imacsr_cli.rundir import End, Epoch, Event, Start, Step
+from imacsr_cli.units import metric_text
 
 
 class TrainProgress:
@@ -42,6 +43,6 @@ class TrainProgress:
             loss = "-" if ev.loss is None else f"{ev.loss:.3f}"
             self.progress.update(self.task, completed=done, description=f"epoch {ev.epoch} loss {loss}{self.val}")
         elif isinstance(ev, Epoch) and ev.val.get(mn.MIOU) is not None:
-            self.val = f" {mn.MIOU} {100 * ev.val[mn.MIOU]:.1f}%"
+            self.val = " " + metric_text(mn.MIOU, ev.val[mn.MIOU])
         elif isinstance(ev, End):
             self.end_message = ev.message

@@ -60,18 +60,26 @@ def report(
         None, "--explain", metavar="CELL",
         help="List the runs behind one cell and how their specs differ, e.g. 'DeepLabv3+/iMacSR/cityscapes'."),
     metric: str = typer.Option(mn.MIOU, "--metric", help="Metric of Table VI and of the findings checks."),
+    paper_only: bool = typer.Option(
+        False, "--paper", help="The paper's own Table IV as published (needs no database; --all adds it anyway)."),
 ) -> None:
     """Tables and figures of the paper from the results database, beside the published values.
 
-    Each cell: mean ± std over seeds, its runs named by --format json or --explain CELL.
+    Each cell: mean ± std over seeds, its runs named by --format json or --explain CELL. Every
+    comparison with the paper is a t-test (paired over shared seeds, else Welch's; Holm-corrected
+    where a finding needs several): supported, contradicted or inconclusive. Metrics in %.
     """
     table = _choice(table, TABLES, "--table")
     figure = _choice(figure, FIGURES + EXTRA_FIGURES, "--figure")
     fmt = _choice(fmt, FORMATS, "--format") or "rich"
     convention = _choice(convention, CONVENTIONS, "--convention") or "dataset"
     metric = _choice(metric, METRICS, "--metric") or mn.MIOU
-    if not (table or figure or all_):
-        raise UsageProblem("say what to report: --table iv|vi, --figure 2|3|4|diagnostics|curves|convergence or --all")
+    if not (table or figure or all_ or paper_only):
+        raise UsageProblem("say what to report: --table iv|vi, --figure 2|3|4|diagnostics|curves|convergence, --all "
+                           "or --paper")
+    if paper_only and (figure or all_ or table not in (None, "iv") or explain is not None):
+        raise UsageProblem("--paper shows the paper's Table IV alone (Table VI and Figs. 3-4 are images in the "
+                           "paper); use it alone or with --table iv")
 
     from imacsr_cli import report as rep
 
@@ -84,7 +92,7 @@ def report(
         _print_explanation(ex, fmt)
         return
 
-    tables = list(TABLES) if all_ else [table] if table else []
+    tables = ["iv", rep.PAPER_IV, "vi"] if all_ else [rep.PAPER_IV] if paper_only else [table] if table else []
     figures = list(FIGURES) if all_ else [figure] if figure in FIGURES else []
     if out is not None and out.exists() and not out.is_dir():
         raise UsageProblem(f"--out {out}: is a file, expected a directory (the report writes one file per "
@@ -186,7 +194,10 @@ def _print_extra(extra: Any, fmt: str) -> None:
 def _print_explanation(ex: Any, fmt: str) -> None:
     import math
 
-    frame = ex.runs
+    from imacsr_cli import units
+
+    metric_cols = [c for c in ex.runs.columns if units.is_metric_key(str(c))]  # in percent (tables.explain)
+    frame = ex.runs.rename(columns={c: units.pct_key(c) for c in metric_cols})
     if fmt == "json":
         rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                 for r in frame.to_dict("records")]
@@ -199,7 +210,7 @@ def _print_explanation(ex: Any, fmt: str) -> None:
         return
     from imacsr_cli.report.tables import fmt as fmt_number
 
-    text = frame.copy()
+    text = ex.runs.rename(columns={c: units.header(c) for c in metric_cols})
     for col in text.columns:  # metric values in percent, 2 decimals as in the tables
         if text[col].dtype.kind == "f":
             text[col] = text[col].map(fmt_number)

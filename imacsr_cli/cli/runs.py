@@ -13,6 +13,7 @@ import typer
 from imacsr_cli import metric_names as mn
 from imacsr_cli.cli.options import db_option
 from imacsr_cli.cli.status import age, cells_text, table
+from imacsr_cli.units import METRIC_NAMES, metric_text
 
 runs_app = typer.Typer(help="Show, follow, retry or cancel single runs.", no_args_is_help=True)
 
@@ -51,7 +52,10 @@ def show(
         ("grids", "; ".join(f"{g['grid']} [{cells_text(g['cell'])}]" for g in r["grids"]) or "-"),
     ]
     if r["owner"]:
-        info.append(("owner", f"{r['owner']} (trainer pid {r['trainer_pid'] or '-'} on {r['slot'] or '-'})"))
+        where = f"trainer pid {r['trainer_pid'] or '-'}" if not r.get("handle") else r["handle"].replace(":", " job ", 1)
+        info.append(("owner", f"{r['owner']} on {r['host'] or '-'} ({where} on {r['slot'] or '-'})"))
+    elif r.get("handle"):
+        info.append(("job", r["handle"].replace(":", " job ", 1)))
     for key, label in (("created_at", "created"), ("started_at", "started"), ("finished_at", "finished"),
                        ("heartbeat_at", "heartbeat")):
         if r[key]:
@@ -69,15 +73,15 @@ def show(
     out += ["", "spec:"] + [f"  {line}" for line in _spec_lines(r["spec"])]
     if r["final"]:
         main = [k for k in mn.MAIN if k in r["final"]]
-        out += ["", "final metrics (dataset level, %):",
-                "  " + "  ".join(f"{k} {100 * r['final'][k]:.2f}" for k in main)]
+        out += ["", "final metrics (dataset level):",
+                "  " + "  ".join(metric_text(k, r["final"][k]) for k in main)]
         paper = [k for k in mn.MAIN if mn.convention_name(k, mn.PAPER) in r["final"]]
         if paper:
             out.append("  eq. (13) per image: " + "  ".join(
-                f"{k} {100 * r['final'][mn.convention_name(k, mn.PAPER)]:.2f}" for k in paper))
+                metric_text(k, r["final"][mn.convention_name(k, mn.PAPER)]) for k in paper))
     elif r["last_val"]:
-        out += ["", "last evaluation (%): " + "  ".join(f"{k} {100 * v:.2f}" for k, v in r["last_val"].items()
-                                                       if v is not None)]
+        out += ["", "last evaluation: " + "  ".join(metric_text(k, v) for k, v in r["last_val"].items()
+                                                   if v is not None)]
     if not metrics.empty:
         out += ["", "train loss by epoch: " + "  ".join(f"{int(e)}: {v:.4f}" for e, v in
                                                         zip(metrics["epoch"], metrics["value"]))]
@@ -243,6 +247,8 @@ def cancel(
         note = f"; SIGTERM sent to its trainer (pid {c.signalled_pid})"
     elif c.remote_host is not None:
         note = f"; its scheduler on {c.remote_host} stops the trainer at its next heartbeat"
+    elif c.slurm_note:
+        note = c.slurm_note
     typer.echo(f"{c.run_id} cancelled (was {c.was}){note}")
 
 

@@ -17,6 +17,7 @@ import typer
 
 from imacsr_cli import metric_names as mn
 from imacsr_cli.cli.options import db_option
+from imacsr_cli.units import fmt_metric, header, percent_keys
 
 _now = time.time  # the clock of AGE columns (tests pin it)
 # --runs lists what needs attention first: running, then failed, queued, cancelled, then succeeded runs
@@ -106,7 +107,7 @@ def _runs_table(store: Any, grid: str | None, width: int | None = None) -> str:
         return "no runs"
     now = _now()
     specs = [spec_text(r) for r in records]
-    headers = ["RUN", "SPEC", "STATE", "EPOCH", mn.MIOU, "AGE", "REASON", "CELL" if grid is not None else "GRIDS"]
+    headers = ["RUN", "SPEC", "STATE", "EPOCH", header(mn.MIOU), "AGE", "REASON", "CELL" if grid is not None else "GRIDS"]
     rows = []
     for r, spec in zip(records, specs):
         reason = "result.json missing" if r["files_missing"] else r["reason"] if _present(r["reason"]) else "-"
@@ -140,7 +141,7 @@ def _lost_note(records: list[dict[str, Any]]) -> str:
 def _json(store: Any, grid: str | None, runs: bool) -> Any:
     out: dict[str, Any] = {"grids": [_clean(r) for r in _summary(store, grid)]}
     if runs:
-        out["runs"] = [_clean(r) for r in _runs(store, grid)]
+        out["runs"] = [percent_keys(_clean(r)) for r in _runs(store, grid)]  # metrics in %, keys *_pct
     return out
 
 
@@ -246,11 +247,11 @@ def cells_text(cells: Any) -> str:
 
 
 def _miou(r: dict[str, Any]) -> str:
-    """Final mIoU when the run finished, else the last evaluation's (in %)."""
+    """Final mIoU when the run finished, else the last evaluation's (in %, units.fmt_metric)."""
     for key in (f"final/{mn.MIOU}", f"val/{mn.MIOU}"):
         v = _num(r.get(key))
         if v is not None:
-            return f"{100 * v:.1f}"
+            return fmt_metric(v)
     return "-"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from imacsr_cli.errors import RunFailed, SpecError, UsageError
+from imacsr_cli.units import metric_text
 
 
 def train(
@@ -50,12 +51,8 @@ def train(
     if code != 0:
         raise RunFailed(f"run {spec.run_id} failed (exit {code}): {progress.end_message or 'see ' + str(paths.log)}")
     means = read_result(paths, spec.run_id).dataset.means
-    shown = "  ".join(f"{name} {_pct(means[name])}" for name in mn.MAIN)
-    typer.echo(f"succeeded: {shown}  (dataset-level, %)  →  {paths.result}")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
+    shown = "  ".join(metric_text(name, means[name]) for name in mn.MAIN)
+    typer.echo(f"succeeded: {shown}  (dataset-level)  →  {paths.result}")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,8 +12,10 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from imacsr_cli.data.files import Sample, Scan
-from imacsr_cli.data.labels import LabelCodec, read_rgb
+from imacsr_cli.data.labels import LabelCodec, decode_rgb, read_rgb
 from imacsr_cli.data.registry import DatasetEntry, DatasetInfo, register
 from imacsr_cli.data.splits import SplitLists
 from imacsr_cli.errors import DataError
@@ -85,8 +87,20 @@ class PairedDataset:
             )
         return image, label
 
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """What ``load`` reads, as arrays: uint8 (H, W, 3) pixels and uint8 (H, W) training ids."""
+        sample = self.samples[index]
+        image = decode_rgb(sample.image)
+        label = self.codec.decode(sample.label)
+        if label.shape != image.shape[:2]:
+            raise DataError(
+                f"label {sample.label} is {label.shape[1]}x{label.shape[0]} but its image {sample.image} "
+                f"is {image.shape[1]}x{image.shape[0]} (expected equal sizes)"
+            )
+        return image, label
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, label = self.load(index)
+        image, label = self.read(index)
         rng = self._rng(self.seed, self.epoch, index) if self._rng is not None else None
         return self.transform(image, label, rng)  # type: ignore[arg-type]
 

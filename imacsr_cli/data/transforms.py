@@ -47,28 +47,37 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed % 2**63, epoch % 2**63, index])
 
 
-def to_tensors(image: Image.Image, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """PIL RGB + uint8 ids → normalised float32 (3, H, W) and int64 (H, W)."""
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+def _pixels(image: Image.Image | np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) from a PIL RGB image or such an array."""
+    return image if isinstance(image, np.ndarray) else np.asarray(image, dtype=np.uint8)
+
+
+def to_tensors(image: Image.Image | np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB pixels (PIL or uint8 (H, W, 3)) + uint8 ids → normalised float32 (3, H, W) and int64 (H, W).
+
+    Normalisation is elementwise, so normalising a crop gives the crop of the normalised image."""
+    pixels = torch.from_numpy(np.array(_pixels(image), dtype=np.uint8, copy=True)).permute(2, 0, 1)
     img = (pixels.float().div_(255.0) - _MEAN) / _STD
     return img, torch.from_numpy(label.astype(np.int64))
 
 
-def resize_pair(image: Image.Image, label: np.ndarray, size: tuple[int, int]) -> tuple[Image.Image, np.ndarray]:
-    """Resize to (H, W): bilinear for the image, nearest for the label."""
+def resize_pair(image: Image.Image | np.ndarray, label: np.ndarray,
+                size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resize to (H, W) with Pillow: bilinear for the image, nearest for the label (uint8 arrays out)."""
     h, w = size
-    if image.size == (w, h):
-        return image, label
-    image = image.resize((w, h), Image.BILINEAR)
+    pixels = _pixels(image)
+    if pixels.shape[:2] == (h, w):
+        return pixels, label
+    pixels = np.asarray(Image.fromarray(pixels).resize((w, h), Image.BILINEAR))
     label = np.asarray(Image.fromarray(label).resize((w, h), Image.NEAREST))
-    return image, label
+    return pixels, label
 
 
 class EvalTransform:
     def __init__(self, eval_size: tuple[int, int], native: bool):
         self.size = None if native else tuple(eval_size)
 
-    def __call__(self, image: Image.Image, label: np.ndarray, rng: np.random.Generator | None = None):
+    def __call__(self, image: Image.Image | np.ndarray, label: np.ndarray, rng: np.random.Generator | None = None):
         if self.size is not None:
             image, label = resize_pair(image, label, self.size)  # type: ignore[arg-type]
         return to_tensors(image, label)
@@ -87,21 +96,22 @@ class TrainTransform:
         self.hflip = hflip
         self.base = None if base_size is None else tuple(base_size)  # None: the image's own size
 
-    def __call__(self, image: Image.Image, label: np.ndarray, rng: np.random.Generator):
+    def __call__(self, image: Image.Image | np.ndarray, label: np.ndarray, rng: np.random.Generator):
         # Always draw the same four numbers in the same order, so a sample's draws never depend on
         # its image size or on the options that are off.
         scale = rng.uniform(*self.scale_range)
         fy, fx = rng.random(2)
         flip = rng.random() < 0.5
 
-        base_h, base_w = self.base or (image.height, image.width)
+        pixels = _pixels(image)
+        base_h, base_w = self.base or pixels.shape[:2]
         h, w = max(1, round(base_h * scale)), max(1, round(base_w * scale))
-        image, label = resize_pair(image, label, (h, w))
-        img, lab = to_tensors(image, label)
-
+        # The whole image is resized (Pillow's resampling of a window would round its coordinates
+        # differently and change pixels), but only the crop is converted to float and normalised.
+        pixels, label = resize_pair(pixels, label, (h, w))
         ch, cw = self.crop
         top, left = int(fy * (max(h - ch, 0) + 1)), int(fx * (max(w - cw, 0) + 1))
-        img, lab = img[:, top : top + ch, left : left + cw], lab[top : top + ch, left : left + cw]
+        img, lab = to_tensors(pixels[top : top + ch, left : left + cw], label[top : top + ch, left : left + cw])
         if img.shape[1:] != (ch, cw):
             padded_img = torch.zeros(3, ch, cw)
             padded_lab = torch.full((ch, cw), IGNORE_INDEX, dtype=torch.long)

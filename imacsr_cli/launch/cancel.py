@@ -24,6 +24,7 @@ class Cancellation:
     cancelled: bool  # False: the run had already ended
     signalled_pid: int | None = None  # the local trainer that got SIGTERM
     remote_host: str | None = None  # the host whose scheduler stops the trainer
+    slurm_note: str = ""  # what was done to its Slurm job (scancel / SIGTERM), as a note for the user
 
 
 def cancel_run(store: Store, run_id: str) -> Cancellation:
@@ -32,6 +33,10 @@ def cancel_run(store: Store, run_id: str) -> Cancellation:
     rec = store.get(run_id)
     if not store.cancel(rec.run_id):
         return Cancellation(rec.run_id, rec.state, False)
+    if rec.state == "running" and rec.handle and rec.handle.startswith("slurm:"):
+        from imacsr_cli.launch.slurm import cancel_job  # also when no scheduler watches the job any more
+
+        return Cancellation(rec.run_id, rec.state, True, slurm_note=cancel_job(rec.handle.split(":", 1)[1]))
     if rec.state != "running" or not rec.trainer_pid or not rec.run_dir:
         return Cancellation(rec.run_id, rec.state, True)
     if rec.host != socket.gethostname():

@@ -16,6 +16,7 @@ Nothing here knows about the database; the scheduler owns that.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -123,7 +124,10 @@ def plan_slots(
         gpus = detect_gpus()
     if gpus:
         slots = [Slot(i, gpu=g) for i, g in enumerate(g for g in gpus for _ in range(per_gpu))]
-        return slots[:jobs] if jobs else slots
+        slots = slots[:jobs] if jobs else slots
+        # Each GPU run's data pipeline gets an equal share of the cores (data.workers = -1 reads it).
+        threads = max(1, (cpu_count or available_cores()) // len(slots))
+        return [dataclasses.replace(s, threads=threads) for s in slots]
     n = jobs or 1
     threads = max(1, (cpu_count or available_cores()) // n)
     return [Slot(i, threads=threads) for i in range(n)]
@@ -222,6 +226,8 @@ def trainer_command(python: str, run_dir: Path, root: Path, version: tuple[int, 
 
 class LocalExecutor:
     """Trainer subprocesses on this host, one per slot."""
+
+    name = "local"
 
     def __init__(self, slots: list[Slot], python: str | None = None):
         if not slots:

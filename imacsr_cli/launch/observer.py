@@ -35,7 +35,7 @@ class ActiveRun:
     steps: int = 0
     phase: str = "starting"
     loss: float | None = None
-    miou: float | None = None
+    miou: float | None = None  # a fraction, as events carry it; displays: imacsr_cli/units.py
     resumed_from: int | None = None
     started_at: float | None = None  # time of this attempt's start event
     end: End | None = None  # this attempt's end event

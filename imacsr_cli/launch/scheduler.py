@@ -57,6 +57,7 @@ from imacsr_cli.rundir import (
     write_spec,
 )
 from imacsr_cli.store import NotOwner, RunRecord, Store
+from imacsr_cli.store.claims import local_ns
 
 LAUNCH_MARK = "--- "  # executor.py starts each launch's section of trainer.out with it
 LOCKED_HOLD_S = 3.0  # how long a run whose RUN_DIR was locked waits before it is claimed again
@@ -98,8 +99,12 @@ class Scheduler:
         self.observer = observer or Observer()
         self.host = socket.gethostname()
         self.pid = os.getpid()
-        # host:pid identifies the process for people; the token makes a restarted pid a new owner.
-        self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:6]}"
+        self.ns = local_ns()  # machine + PID namespace: where self.pid means this process
+        # A uuid, with a lease row in the schedulers table (host, pid, machine + PID namespace): a pid or a
+        # hostname alone is not unique across containers and hosts.
+        self.owner = str(uuid.uuid4())
+        # A database that is away for less than the lease (a restart, a failover) is waited for.
+        store.retry_seconds = max(store.retry_seconds, lease)
         self.active: dict[int, ActiveRun] = {}  # slot index → run
         self._hold: dict[str, float] = {}  # run_id → monotonic time before which it is not claimed
         self._locked: dict[str, int] = {}  # run_id → "locked" exits in a row
@@ -129,7 +134,11 @@ class Scheduler:
 
     # ---- the loop ---------------------------------------------------------------------------------
     def run(self) -> GridOutcome:
+        check_runs_dir(self.runs_dir)
+        self.store.register_scheduler(self.owner, host=self.host, pid=self.pid, ns=self.ns,
+                                      executor=getattr(self.executor, "name", "local"))
         self._grid_ids = self.store.grid_run_ids(self.grid)
+        self._reattach()
         self._reclaim()
         self._next_reclaim = time.monotonic() + self._reclaim_every
         try:
@@ -157,6 +166,7 @@ class Scheduler:
             self._emergency_stop()
             raise
         counts = self.store.plan(self.grid)
+        self.store.scheduler_heartbeat(self.owner, ended=True)
         self.observer.tick(counts, [])
         return GridOutcome(counts=counts, stopped_by=self._stop_signal, disk_full=self._disk_full)
 
@@ -210,11 +220,12 @@ class Scheduler:
             # CPU every slot shares the same memory, so there is nothing to avoid.
             avoid |= {r for r, gpu in self._oom_gpu.items() if gpu == slot.gpu}
         if not avoid:
-            return self.store.claim(self.owner, host=self.host, pid=self.pid, grid=self.grid)
+            return self.store.claim(self.owner, host=self.host, pid=self.pid, ns=self.ns, grid=self.grid)
         allowed = [r for r in self._grid_ids if r not in avoid]
         if not allowed:
             return None
-        return self.store.claim(self.owner, host=self.host, pid=self.pid, grid=self.grid, run_ids=allowed)
+        return self.store.claim(self.owner, host=self.host, pid=self.pid, ns=self.ns, grid=self.grid,
+                                run_ids=allowed)
 
     def _launch(self, run: RunRecord, slot: Slot) -> None:
         paths = RunPaths.of(self.runs_dir, run.run_id)
@@ -233,7 +244,8 @@ class Scheduler:
                       log_offset=log_offset, epochs=run.epochs, epoch=run.epoch)
         self.active[slot.index] = a
         try:
-            self.store.mark_started(run.run_id, self.owner, trainer_pid=job.pid, slot=slot.name, run_dir=paths.root)
+            self.store.mark_started(run.run_id, self.owner, trainer_pid=job.pid, slot=slot.name, run_dir=paths.root,
+                                    handle=getattr(job, "handle", None))
         except NotOwner:  # cancelled between claim and launch
             self._stop(a, "lost")
         self.observer.launched(a)
@@ -328,6 +340,8 @@ class Scheduler:
                 a.job.signal(signal.SIGKILL)
                 a.killed = True
             return
+        if getattr(a.job, "waiting", False):
+            a.last_progress = now  # waiting in Slurm's queue is not a hang: --timeout counts from the trainer
         if self.timeout is None:
             return
         limit = self.timeout if a.first_event else max(self.timeout, STARTUP_ALLOWANCE_S)
@@ -368,6 +382,11 @@ class Scheduler:
             timed_out=a.timeout_msg,
             stopped=a.stop_reason == "shutdown",
         )
+        slurm_end = getattr(a.job, "requeue_reason", None)
+        if slurm_end and outcome.verdict != "succeeded" and a.stop_reason is None:
+            # TIMEOUT, PREEMPTED, NODE_FAIL...: Slurm ended a healthy run; it resumes from its checkpoint
+            # and spends no retry.
+            outcome = Outcome("requeue", "interrupted", f"{slurm_end}; resumes from its checkpoint", code)
         if outcome.verdict == "requeue" and outcome.reason == codes.LOCKED:
             self._on_locked(a)
         else:
@@ -458,6 +477,7 @@ class Scheduler:
         now = time.monotonic()
         if now >= self._next_hb:
             self._next_hb = now + self._hb_every
+            self.store.scheduler_heartbeat(self.owner)
             for a in list(self.active.values()):
                 if a.stop_reason == "lost" or a.recorded:
                     continue
@@ -467,18 +487,63 @@ class Scheduler:
                     self._lost(a)
         if now >= self._next_reclaim and not self._stopping:
             self._next_reclaim = now + self._reclaim_every
+            self._reattach()  # a live Slurm job of a scheduler that died elsewhere: watch it, do not resubmit
             self._reclaim()
         if now >= self._next_tick:
             self._next_tick = now + 1.0
             self.observer.tick(self.store.plan(self.grid), list(self.active.values()))
 
+    def _reattach(self) -> None:
+        """Watch again the live jobs of a dead scheduler (Slurm: its jobs outlive it) instead of requeueing
+        and submitting duplicates; what they wrote meanwhile is ingested from events.jsonl."""
+        attach = getattr(self.executor, "attach", None)
+        if attach is None:
+            return
+        wanted = set(self._grid_ids)
+        for run_id in self.store.orphans(self.lease, pid_alive, host=self.host, ns=self.ns):
+            if run_id not in wanted:
+                continue
+            rec = self.store.get(run_id)
+            index = next((s.index for s in self.executor.slots if s.index not in self.active),
+                         max([*self.active, len(self.executor.slots) - 1]) + 1)  # over --max-jobs: never a duplicate
+            slot = next((s for s in self.executor.slots if s.index == index), Slot(index))
+            paths = RunPaths.of(self.runs_dir, run_id)
+            job = attach(rec.handle, run_id, paths, slot, rec.started_at)
+            if job is None or not self.store.adopt(run_id, self.owner, rec.owner, host=self.host, pid=self.pid,
+                                                   ns=self.ns):
+                continue
+            a = ActiveRun(run=rec, job=job, paths=paths, attempt=rec.attempts, launched=job.started,
+                          log_offset=0, epochs=rec.epochs, epoch=rec.epoch)
+            self.active[index] = a
+            self.observer.note(f"re-attached to {job.handle}: its scheduler is gone, the job is not", run_id)
+
     def _reclaim(self) -> None:
-        for run_id in self.store.reclaim_orphans(self.lease, pid_alive, host=self.host):
+        for run_id in self.store.reclaim_orphans(self.lease, pid_alive, host=self.host, ns=self.ns):
             self.observer.note("reclaimed: its scheduler is gone; it resumes from its checkpoint", run_id)
 
 
 def bad_result_message(run_id: str, exc: BaseException) -> str:
     return f"{exc}: not ingested; move it out of the run directory, then retry the run (imacsr runs retry {run_id})"
+
+
+def check_runs_dir(runs_dir: Path) -> None:
+    """RUN_DIR's parent must be writable and support flock (the trainer's lock on RUN_DIR/.lock), on every
+    host that shares a database: a clear error now instead of trainers that all fail later."""
+    import fcntl
+    import tempfile
+
+    hint = "run directories must be on a filesystem every scheduler host sees, with flock (NFSv4, Lustre -o flock)"
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        fh = tempfile.NamedTemporaryFile(dir=runs_dir, prefix=".flock-check-")
+    except OSError as exc:
+        raise ImacsrError(f"--runs-dir {runs_dir} is not writable ({exc.strerror or exc}); {hint}") from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        except OSError as exc:
+            raise ImacsrError(f"--runs-dir {runs_dir}: flock fails ({exc.strerror or exc}); {hint}") from None
 
 
 def _lock_holder(paths: RunPaths) -> int | None:

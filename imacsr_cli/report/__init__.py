@@ -5,6 +5,8 @@ For notebooks::
     from imacsr_cli import report
     runs = report.runs_frame("results/imacsr.db", grid="table_iv")   # one row per run, fractions
     t4 = report.table_iv(db="results/imacsr.db")                      # a Table; t4.frame is tidy (%)
+    t4.findings                                                       # each cell's test and verdict
+    report.paper_table()                                              # the paper's Table IV alone
     report.table_iv_frame(db=...)                                     # just the frame
     [fig] = report.figure_3(db=..., grid="num_points"); report.draw(fig)
 
@@ -30,12 +32,13 @@ from imacsr_cli.report.figures import FigureData, draw
 from imacsr_cli.report.figures import save as save_figure
 from imacsr_cli.report.frames import MixedCellError, metrics_long, runs_frame
 from imacsr_cli.report.renderers import render, rich_table
+from imacsr_cli.report.tables import PAPER_IV_ID as PAPER_IV
 from imacsr_cli.report.tables import Explanation, Table
 
 __all__ = [
     "Explanation", "FigureData", "MixedCellError", "Report", "Table",
     "build_report", "draw", "explain", "figure_3", "figure_4", "metrics_long", "paper",
-    "paper_table_iv", "render", "rich_table", "runs_frame", "save_figure", "scope_of",
+    "paper_table", "paper_table_iv", "render", "rich_table", "runs_frame", "save_figure", "scope_of",
     "table_iv", "table_iv_frame", "table_vi", "table_vi_frame", "write_report",
 ]
 
@@ -89,6 +92,11 @@ def paper_table_iv() -> pd.DataFrame:
     return paper.table_iv_frame()
 
 
+def paper_table() -> Table:
+    """The paper's Table IV as a Table (values, gains in points and relative), to render or write."""
+    return _tables.paper_table_iv()
+
+
 def explain(what: str, cell: str, db: Any = None, grid: str | None = None, convention: str = "dataset",
             runs: pd.DataFrame | None = None) -> Explanation:
     """The runs behind one cell of table "iv"/"vi" or figure "3"/"4", with their specs' differences."""
@@ -115,12 +123,17 @@ class Report:
 
 def build_report(tables: list[str], figures: list[str], db: Any = None, grid: str | None = None,
                  convention: str = "dataset", metric: str = "mIoU") -> Report:
-    """Tables ("iv", "vi") and figures ("3", "4") from one read of the database."""
-    runs = runs_frame(db, grid)
+    """Tables ("iv", "iv-paper": the paper's own, "vi") and figures ("3", "4") from one read of the
+    database (none when only the paper's table is asked for)."""
+    runs = runs_frame(db, grid) if set(tables) - {PAPER_IV} or figures else None
     out = Report()
     for t in tables:
-        out.tables.append(table_iv(grid=grid, convention=convention, runs=runs) if t == "iv"
-                          else table_vi(grid=grid, convention=convention, metric=metric, runs=runs))
+        if t == PAPER_IV:
+            out.tables.append(_tables.paper_table_iv())
+        elif t == "iv":
+            out.tables.append(table_iv(grid=grid, convention=convention, runs=runs))
+        else:
+            out.tables.append(table_vi(grid=grid, convention=convention, metric=metric, runs=runs))
     for f in figures:
         out.figures += (figure_3 if f == "3" else figure_4)(grid=grid, convention=convention, metric=metric,
                                                             runs=runs)
@@ -135,7 +148,7 @@ def write_report(rep: Report, out_dir: str | Path) -> list[Path]:
     written: list[Path] = []
     for t in rep.tables:
         for ext, fmt in (("md", "md"), ("tex", "latex"), ("csv", "csv"), ("json", "json")):
-            path = out / f"table_{t.id}.{ext}"
+            path = out / f"table_{t.id.replace('-', '_')}.{ext}"
             path.write_text(render(t, fmt), encoding="utf-8")
             written.append(path)
     for fd in rep.figures:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from imacsr_cli.report import paper
+from imacsr_cli.report import paper, stats
 from imacsr_cli.report.frames import (
     METRICS,
     aggregate,
@@ -29,7 +30,17 @@ from imacsr_cli.report.frames import (
     spec_differences,
 )
 from imacsr_cli.report.renderers import csv_columns, jsonable, latex_escape, md_findings, md_table
-from imacsr_cli.report.tables import DASH, Placement, fmt, fmt_cell, order_key, scope_note, verdict
+from imacsr_cli.report.tables import (
+    DASH,
+    FINDING_COLUMNS,
+    Placement,
+    cell_compare,
+    finding_row,
+    fmt,
+    fmt_cell,
+    order_key,
+    scope_note,
+)
 
 COLUMN_WIDTH_IN = 3.5  # one column of a two-column paper
 SPECS = {
@@ -58,6 +69,17 @@ class FigureData:
     metric: str = "mIoU"  # the metric the finding is checked on
     notes: list[str] = field(default_factory=list)
     placement: Placement | None = field(default=None, repr=False)
+    scope: str = "any grid"  # where the runs were looked for: "grid demo" | "any grid"
+
+    def seeds(self) -> list[int]:
+        """The seeds of the runs behind the points and the baseline."""
+        return sorted({int(s) for f in (self.data, self.baseline) for ss in f["seeds"] for s in ss})
+
+    def title(self) -> str:
+        """'DeepLabv3+ on Synthetic · grid demo · seeds 0, 1, 2'."""
+        seeds = self.seeds()
+        return (f"Fig. {self.id}: {paper.model_label(self.model)} on {paper.dataset_label(self.dataset)} \u00b7 "
+                f"{scope_note(self.scope)} \u00b7 " + (f"seeds {', '.join(map(str, seeds))}" if seeds else "no seeds"))
 
 
 def figure_3(runs: pd.DataFrame, convention: str = "dataset", scope: str = "any grid", metric: str = "mIoU") -> list[FigureData]:
@@ -133,7 +155,7 @@ def _figures(fig: str, runs: pd.DataFrame, convention: str, scope: str, metric: 
             id=fig, name=f"fig{fig}" if len(groups) == 1 else f"fig{fig}_{model}_{dataset}",
             model=model, dataset=dataset, x=x, x_label=x_label, convention=convention, caption=caption,
             data=data, baseline=baseline, findings=check_figure(fig, data, metric), metric=metric,
-            notes=notes, placement=placement,
+            notes=notes, placement=placement, scope=scope,
         ))
     return out
 
@@ -169,81 +191,148 @@ def _baseline(fig: str, runs: pd.DataFrame, imacsr: pd.DataFrame, model: str, da
 
 
 def check_figure(fig: str, data: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The paper's finding for the figure and our verdict, on ``metric``."""
-    x = SPECS[fig][0]
-    shown = SPECS[fig][2]
-    f = data[(data["metric"] == metric) & (data["n"] > 0) & data[x].isin(shown)].sort_values(x)
-    points = [(int(r[x]), r["mean"], r["std"], int(r["n"])) for _, r in f.iterrows()]
+    """The paper's finding for the figure, as a Holm-corrected family of t-tests (stats.py), on
+    ``metric``.
+
+    Fig. 3 ("a moderate number of points is best"): every inner count against each end of the
+    tested range (1 and 5, or whatever the grid's smallest and largest are). Supported when some
+    inner count beats both ends; contradicted when one end beats every inner count. Fig. 4 ("two
+    bases is best"): spacing 2 against each other spacing; supported when it beats all of them,
+    contradicted when any beats it.
+    """
+    x, _, shown, _, name = SPECS[fig]
+    f = data[data["metric"] == metric]
+    cells = {int(r[x]): r for _, r in f.iterrows()}
+    xs = sorted(k for k, r in cells.items() if r["n"] > 0)  # the values measured (a run finished)
+    absent = [k for k in sorted(set(shown) | set(cells)) if k not in xs]
+    notes = [f"checked on the {name} measured ({', '.join(map(str, xs))}); not measured: "
+             f"{', '.join(map(str, absent))}"] if absent and xs else []
     rows = []
     for finding in paper.findings(f"fig{fig}"):
-        results: list[bool] = []
-        close = False
-        complete = len(points) == len(shown)
-        if len(points) >= (3 if fig == "3" else 2) and (fig == "3" or any(p[0] == 2 for p in points)):
-            best = max(points, key=lambda p: p[1])
-            if fig == "3":  # best strictly inside the tested range
-                inside = points[0][0] < best[0] < points[-1][0]
-                if inside or complete:  # else a missing count could still change the answer
-                    results.append(inside)
-            else:  # a measured spacing beating 2 settles it, missing ones or not
-                results.append(best[0] == 2)
-            rest = [p for p in points if p is not best]
-            runner = max(rest, key=lambda p: p[1])
-            spread = [s for s in (best[2], runner[2]) if not math.isnan(s)]
-            close = not spread or best[1] - runner[1] <= max(spread) or min(best[3], runner[3]) < 2
-        ours = ", ".join(f"{p[0]}: {fmt(p[1])}" for p in points) or "no points to compare"
-        rows.append({
-            "finding": finding.id, "claim": finding.claim, "paper": finding.source.quote,
-            "source": finding.source.cite(), "metric": metric,
-            "verdict": verdict(results, complete, close), "ours": ours,
-        })
-    return pd.DataFrame(rows, columns=["finding", "claim", "paper", "source", "metric", "verdict", "ours"])
+        combine = None
+        comps: list[stats.Comparison] = []
+        if fig == "3":
+            ends, inner = (xs[0], xs[-1]) if xs else (), xs[1:-1]
+            comps = [cell_compare(cells.get(k), cells.get(e), f"{k} vs {e} points") for k in inner for e in ends]
+            combine = partial(stats.combine_inside_best, n_inner=len(inner))
+            rule = "some inner count beats both ends"
+            if not inner:
+                notes.append("needs at least three measured counts")
+        else:
+            if 2 in xs:
+                comps = [cell_compare(cells.get(2), cells.get(o), f"spacing 2 vs {o}") for o in xs if o != 2]
+            rule = "all"
+            if not comps:
+                notes.append("needs spacing 2 and another spacing measured")
+        fam = stats.family(comps, combine=combine, rule=rule, notes=notes,
+                           empty=stats.INCONCLUSIVE if xs else stats.NO_SPREAD)
+        ours = ", ".join(f"{k}: {fmt(r['mean'])} (n={r['n']})" for k, r in sorted(cells.items()) if r["n"]) \
+            or "no points to compare"
+        rows.append(finding_row(finding, metric, fam, ours))
+    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
 # ---- drawing ----------------------------------------------------------------------------------
 
 
+MIN_SPAN = 2.0  # points of percent: a y-axis never zooms a spread smaller than this to full height
+
+
+def y_limits(fd: FigureData, metric: str) -> tuple[float, float]:
+    """The y range of a panel: every mean +- std of the points and the baseline's band, padded by
+    10%, and at least MIN_SPAN points tall (centred), so seed noise does not fill the height."""
+    d = fd.data[(fd.data["metric"] == metric) & (fd.data["n"] > 0)]
+    b = fd.baseline[(fd.baseline["metric"] == metric) & (fd.baseline["n"] > 0)]
+    lo: list[float] = []
+    hi: list[float] = []
+    for f in (d, b):
+        std = f["std"].fillna(0.0)
+        lo += list(f["mean"] - std)
+        hi += list(f["mean"] + std)
+    if not lo:
+        return 0.0, 100.0
+    low, high = min(lo), max(hi)
+    pad = 0.1 * (high - low)
+    low, high = low - pad, high + pad
+    if high - low < MIN_SPAN:
+        mid = (low + high) / 2.0
+        low, high = mid - MIN_SPAN / 2.0, mid + MIN_SPAN / 2.0
+    return low, high
+
+
+def verdict_lines(fd: FigureData, width: int = 84) -> list[str]:
+    """The finding of the paper and our verdict, as printed under the figure."""
+    import textwrap
+
+    out = []
+    for r in fd.findings.itertuples():
+        text = (f"Paper (Section IV-C): {r.claim}. Ours ({r.metric}): {r.verdict}"
+                f"{_verdict_tail(r.statistics)}" + "".join(f"; {n}" for n in r.notes) + ".")
+        out += textwrap.wrap(text, width)
+    return out
+
+
+def _verdict_tail(statistics: str) -> str:
+    """' (Holm-corrected over 6 comparisons, α = 0.05)' from a family's description."""
+    head = statistics.split(";")[0]
+    return head[head.index(" ("):] if " (" in head else ""
+
+
 def draw(fd: FigureData) -> Any:
-    """The figure: 2 x 2 panels (mIoU, mF1, mPrecision, mRecall) at paper column width, iMacSR with
-    error bars (std over seeds), the conventional baseline as a dashed line with its ±std band,
-    x positions without a finished run marked with a grey x on the axis."""
+    """The figure: 2 x 2 panels (mIoU, mF1, mPrecision, mRecall) at paper column width; a title with
+    model, dataset, grid and seeds; iMacSR with error bars (std over seeds) and n under each x; the
+    conventional baseline as a dashed line drawn above the points (visible where it meets one) with
+    its +-std band, both in the legend; x positions without a finished run marked with a grey x on
+    the axis; y ranges from ``y_limits``; the verdict on the paper's finding under the panels."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
-    fig = Figure(figsize=(COLUMN_WIDTH_IN, 3.1), dpi=100, layout="constrained")
-    axes = fig.subplots(2, 2, sharex=True)
+    lines = verdict_lines(fd)
+    legend_rows = 2 if len(fd.baseline) and (fd.baseline["n"] > 0).any() else 1
+    top_in, bottom_in, panels_in = 0.2 + 0.12 * legend_rows, 0.08 + 0.1 * len(lines), 2.9
+    fig = Figure(figsize=(COLUMN_WIDTH_IN, top_in + panels_in + bottom_in), dpi=100, layout="constrained")
+    head, body, foot = fig.subfigures(3, 1, height_ratios=[top_in, panels_in, bottom_in])
+    axes = body.subplots(2, 2, sharex=True)
     xs_all = sorted(set(int(v) for v in fd.data[fd.x]))
+    first = fd.data[fd.data["metric"] == fd.metric].set_index(fd.x)
+    ticks = [f"{x}\nn={int(first.loc[x, 'n'])}" if x in first.index else str(x) for x in xs_all]
+    handles: dict[str, Any] = {}
     for ax, metric in zip(axes.flat, METRICS):
         d = fd.data[(fd.data["metric"] == metric)].sort_values(fd.x)
         have = d[d["n"] > 0]
-        ax.errorbar(have[fd.x], have["mean"], yerr=have["std"].fillna(0.0), fmt="o-", ms=3, lw=1,
-                    capsize=2, color="C0", label="iMacSR (mean \u00b1 std)")
+        pts = ax.errorbar(have[fd.x], have["mean"], yerr=have["std"].fillna(0.0), fmt="o-", ms=3, lw=1,
+                          capsize=2, color="C0", zorder=2)
+        handles.setdefault("iMacSR: mean \u00b1 std over seeds", pts)
         gone = d[d["n"] == 0]
         if len(gone):
-            ax.plot(gone[fd.x], [0.02] * len(gone), "x", color="0.5", ms=4, clip_on=False,
-                    transform=ax.get_xaxis_transform(), label="no finished run")
+            mark, = ax.plot(gone[fd.x], [0.02] * len(gone), "x", color="0.5", ms=4, clip_on=False,
+                            transform=ax.get_xaxis_transform())
+            handles.setdefault("no finished run", mark)
         b = fd.baseline[fd.baseline["metric"] == metric]
         if len(b) and b["n"].iloc[0] > 0:
-            mean, std = float(b["mean"].iloc[0]), float(b["std"].iloc[0])
-            ax.axhline(mean, ls="--", lw=0.9, color="0.3", label="Conventional (mean \u00b1 std)")
+            mean, std, n = float(b["mean"].iloc[0]), float(b["std"].iloc[0]), int(b["n"].iloc[0])
+            # above the points (zorder) so that it stays visible where it passes through one
+            line = ax.axhline(mean, ls="--", lw=1.0, color="0.15", zorder=4)
+            handles.setdefault(f"Conventional: mean (n={n})", line)
             if not math.isnan(std):
                 ax.axhspan(mean - std, mean + std, color="0.85", lw=0, zorder=0)
+                handles.setdefault(f"Conventional: \u00b1 std band (n={n})", Patch(color="0.85", lw=0))
+        ax.set_ylim(*y_limits(fd, metric))
         ax.set_title(metric, fontsize=7, pad=2)
         ax.tick_params(labelsize=6, length=2, pad=1)
-        ax.set_xticks(xs_all)
+        ax.set_xticks(xs_all, ticks)
         ax.grid(True, lw=0.3, color="0.9")
-    fig.supxlabel(fd.x_label, fontsize=7)
-    fig.supylabel("% (dataset-level)" if fd.convention == "dataset" else "% (per-image, eq. 13)", fontsize=6.5)
-    seen: dict[str, Any] = {}
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(lab, h)
-    labels = sorted(seen, key=lambda lab: ("iMacSR" not in lab, "Conventional" not in lab))
+    head.suptitle(fd.title(), fontsize=7, y=0.97, va="top")
+    body.supxlabel(fd.x_label, fontsize=7)
+    body.supylabel("% (dataset-level)" if fd.convention == "dataset" else "% (per-image, eq. 13)", fontsize=6.5)
+    order = sorted(handles, key=lambda lab: ("iMacSR" not in lab, "Conventional" not in lab))
     # two per row: three entries do not fit one row at column width
-    fig.legend([seen[lab] for lab in labels], labels, loc="outside upper center", ncol=min(2, len(labels)),
-               fontsize=6, frameon=False)
+    head.legend([handles[lab] for lab in order], order, loc="lower center", ncol=min(2, len(order)),
+                fontsize=5.5, frameon=False, borderaxespad=0.1)
+    foot.text(0.03, 0.92, "\n".join(lines), fontsize=5.5, va="top", ha="left", linespacing=1.3)
     return fig
 
 
@@ -322,7 +411,7 @@ def render(fd: FigureData, fmt: str) -> str:
                  "\\toprule", " & ".join(latex_escape(h) for h in header) + " \\\\", "\\midrule"]
         lines += [" & ".join(latex_escape(c) for c in row) + " \\\\" for row in rows]
         lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
-        lines += [f"% {r.finding} ({r.metric}): {r.verdict}; {r.ours}" for r in fd.findings.itertuples()]
+        lines += [f"% {r.finding} ({r.metric}): {r.verdict}; {r.ours}; {r.statistics}" for r in fd.findings.itertuples()]
         lines += [f"% {n}" for n in fd.notes]
         return "\n".join(lines) + "\n"
     from imacsr_cli.errors import ImacsrError
@@ -345,7 +434,8 @@ def rich_figure(fd: FigureData) -> Any:
     for row in rows:
         t.add_row(*row)
     parts: list[Any] = [Text(fd.caption, style="dim"), t]
-    parts += [Text(f"{r.finding}: \u201c{r.paper}\u201d \u2014 ours: {r.verdict}; {r.ours}")
-              for r in fd.findings.itertuples()]
+    for r in fd.findings.itertuples():
+        parts += [Text(f"{r.finding}: \u201c{r.paper}\u201d \u2014 ours: {r.statistics.split('; ')[0]}; {r.ours}")]
+        parts += [Text(f"  \u2022 {t}", style="dim") for t in r.tests]
     parts += [Text(f"\u2022 {n}", style="dim") for n in fd.notes]
     return Group(*parts)

@@ -6,7 +6,7 @@ Two frames carry everything the tables and figures show:
   count / position / spacing, seed), its state, its identity spec (a dict), the labels its grids gave
   it, and one column per final metric (fractions in [0, 1], NaN when not recorded);
 - the *cell frame* (``aggregate``): one row per (cell, metric) with mean, sample std (ddof=1) and n
-  over seeds, in percent (x100, as the paper prints), the run ids and seeds behind the numbers, and,
+  over seeds, in percent (x100, as the paper prints), the run ids, seeds and values behind the numbers, and,
   where there is no number, the reason (queued, running, failed, not in any grid), never a zero.
 
 A cell aggregates over seeds only: runs whose identity specs differ in anything else are refused
@@ -238,7 +238,8 @@ def aggregate(
         for metric in metrics:
             have = done[done[metric].notna()] if metric in done.columns else done.iloc[0:0]
             have = have.sort_values(["seed", "run_id"])
-            mean, std, n = mean_std([float(v) * 100.0 for v in have[metric]] if metric in have else [])
+            values = tuple(float(v) * 100.0 for v in have[metric]) if metric in have else ()
+            mean, std, n = mean_std(values)
             if n:
                 missing = None
             elif len(done):
@@ -259,6 +260,7 @@ def aggregate(
                 "n": n,
                 "run_ids": tuple(have["run_id"]),
                 "seeds": tuple(int(s) for s in have["seed"]),
+                "values": values,  # percent, one per seed in ``seeds`` order: what the statistics test
                 "missing": missing,
                 # runs of the cell that add nothing yet (queued, running, failed): worth a footnote
                 "pending": _state_summary(pending) if len(pending) and n else "",
@@ -266,7 +268,7 @@ def aggregate(
                 "code_versions": tuple(sorted({c or "unknown code" for c in have["code"]}))
                 if "code" in have and len(have) else (),
             })
-    columns = [*key_names, "cell", "metric", "mean", "std", "n", "run_ids", "seeds", "missing", "pending",
+    columns = [*key_names, "cell", "metric", "mean", "std", "n", "run_ids", "seeds", "values", "missing", "pending",
                "code_versions"]
     return pd.DataFrame(rows, columns=columns)
 

@@ -17,9 +17,21 @@ import pandas as pd
 from imacsr_cli.errors import ImacsrError
 from imacsr_cli.report import paper
 from imacsr_cli.report.frames import METRICS, convention_caption
-from imacsr_cli.report.tables import DASH, POSITION_LABELS, POSITIONS, SERIES, Table, fmt, fmt_cell, fmt_signed
+from imacsr_cli.report.tables import (
+    DASH,
+    PAPER_IV_ID,
+    POSITION_LABELS,
+    POSITIONS,
+    SERIES,
+    Table,
+    fmt,
+    fmt_cell,
+    fmt_signed,
+)
 
 FORMATS = ("rich", "md", "latex", "csv", "json")
+UNIT_TEXT = ("metrics in percent (_pct); differences in percentage points (_pts); relative gains in "
+             "percent of the conventional value (_rel_pct)")
 
 
 # ---- the tables as rows of text ---------------------------------------------------------------
@@ -33,7 +45,7 @@ def _iv_text_rows(table: Table, datasets: Sequence[str]) -> tuple[list[list[Any]
     ends: list[int] = []
     for model in models:
         for method in paper.METHODS:
-            kinds = ["ours", "paper", "\u0394"] + (["gain", "paper gain"] if method == "imacsr" else [])
+            kinds = ["ours", "paper", "\u0394"] + (list(IV_IMACSR_ROWS) if method == "imacsr" else [])
             for i, kind in enumerate(kinds):
                 row: list[Any] = [
                     paper.model_label(model) if method == "conventional" and i == 0 else "",
@@ -47,12 +59,50 @@ def _iv_text_rows(table: Table, datasets: Sequence[str]) -> tuple[list[list[Any]
                             "ours": lambda: fmt_cell(c),
                             "paper": lambda: fmt(c["paper"]),
                             "\u0394": lambda: fmt_signed(c["diff"]),
-                            "gain": lambda: fmt_signed(c["gain"], "%"),
-                            "paper gain": lambda: fmt_signed(c["paper_gain"], "%"),
+                            "gain (pts, 95% CI)": lambda: gain_ci(c),
+                            "paper gain (pts)": lambda: fmt_signed(c["paper_gain_pts"]),
+                            "gain (rel.)": lambda: fmt_signed(c["gain"], "%"),
+                            "paper gain (rel.)": lambda: fmt_signed(c["paper_gain"], "%"),
+                            "verdict": lambda: c["verdict"],
                         }[kind]())
                 rows.append(row)
         ends.append(len(rows) - 1)
     return rows, ends
+
+
+IV_IMACSR_ROWS = ("gain (pts, 95% CI)", "paper gain (pts)", "gain (rel.)", "paper gain (rel.)", "verdict")
+
+
+def gain_ci(c: pd.Series | dict) -> str:
+    """'+4.02 [+1.10, +6.94]'; without a spread just the difference of means ('+4.02')."""
+    if c["test"]:
+        return f"{fmt_signed(c['gain_pts'])} [{fmt_signed(c['gain_low'])}, {fmt_signed(c['gain_high'])}]"
+    return fmt_signed(c["gain_pts"])
+
+
+def _paper_text_rows(table: Table, datasets: Sequence[str]) -> tuple[list[list[str]], list[int]]:
+    """The published Table IV as rows of text: each model's Conventional and iMacSR values, then the
+    gains (in points and relative)."""
+    f = table.frame.set_index(["model", "method", "dataset", "metric"])
+    rows: list[list[str]] = []
+    ends: list[int] = []
+    for model in dict.fromkeys(table.frame["model"]):
+        for i, (method, kind) in enumerate((("conventional", "paper"), ("imacsr", "paper"),
+                                            ("imacsr", "gain (pts)"), ("imacsr", "gain (rel.)"))):
+            row = [paper.model_label(model) if i == 0 else "", paper.method_label(method) if kind == "paper" else "",
+                   kind]
+            for d in datasets:
+                for m in METRICS:
+                    c = f.loc[(model, method, d, m)]
+                    row.append(fmt(c["value"]) if kind == "paper" else
+                               fmt_signed(c["gain_pts"]) if kind == "gain (pts)" else fmt_signed(c["gain"], "%"))
+            rows.append(row)
+        ends.append(len(rows) - 1)
+    return rows, ends
+
+
+def _text_rows(table: Table, datasets: Sequence[str]) -> tuple[list[list[Any]], list[int]]:
+    return _paper_text_rows(table, datasets) if table.id == PAPER_IV_ID else _iv_text_rows(table, datasets)
 
 
 def _datasets(table: Table) -> list[str]:
@@ -107,11 +157,14 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequen
 
 def to_markdown(table: Table) -> str:
     out = [f"**{table.title}.** {table.caption}", ""]
-    if table.id == "iv":
+    if table.id in ("iv", PAPER_IV_ID):
         datasets = _datasets(table)
         header = ["Model", "Method", ""] + [f"{paper.dataset_label(d)} {m}" for d in datasets for m in METRICS]
-        rows, _ = _iv_text_rows(table, datasets)
+        rows, _ = _text_rows(table, datasets)
         out += md_table(header, rows, "lll" + "r" * (len(header) - 3))
+        if table.findings is not None and len(table.findings):
+            out += ["", "iMacSR against conventional training, cell by cell (each its own test):", ""]
+            out += [f"- {r.statistics}." for r in table.findings.itertuples()]
     else:
         groups = _vi_groups(table)
         for model, dataset in groups:
@@ -129,10 +182,12 @@ def to_markdown(table: Table) -> str:
 
 
 def md_findings(findings: pd.DataFrame) -> list[str]:
-    return [
-        f"- {r.finding}: \u201c{r.paper}\u201d \u2014 ours ({r.metric}): **{r.verdict}**; {r.ours}."
-        for r in findings.itertuples()
-    ]
+    out = []
+    for r in findings.itertuples():
+        head = r.statistics.split("; ")[0]
+        out.append(f"- {r.finding}: \u201c{r.paper}\u201d \u2014 ours ({r.metric}): **{head}**; {r.ours}.")
+        out += [f"  - {t}" for t in r.tests]
+    return out
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -150,11 +205,12 @@ def latex_escape(text: str) -> str:
 
 def to_latex(table: Table) -> str:
     """A booktabs table (needs \\usepackage{booktabs}); notes as LaTeX comments after it."""
-    lines = ["\\begin{table*}[t]" if table.id == "iv" else "\\begin{table}[t]", "\\centering",
+    wide = table.id in ("iv", PAPER_IV_ID)
+    lines = ["\\begin{table*}[t]" if wide else "\\begin{table}[t]", "\\centering",
              f"\\caption{{{latex_escape(table.caption)}}}", f"\\label{{tab:imacsr-{table.id}}}"]
-    if table.id == "iv":
+    if wide:
         datasets = _datasets(table)
-        rows, ends = _iv_text_rows(table, datasets)
+        rows, ends = _text_rows(table, datasets)
         lines += ["\\scriptsize", "\\setlength{\\tabcolsep}{3pt}",
                   "\\begin{tabular}{lll" + "rrrr" * len(datasets) + "}", "\\toprule"]
         lines.append(" & & & " + " & ".join(
@@ -179,22 +235,34 @@ def to_latex(table: Table) -> str:
                 lines.append(" & ".join(
                     f"\\textbf{{{latex_escape(c[1:])}}}" if c.startswith("\x00") else latex_escape(c) for c in row
                 ) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table*}" if table.id == "iv" else "\\end{table}"]
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table*}" if wide else "\\end{table}"]
     comments = list(table.notes)
     if table.findings is not None:
-        comments += [f"{r.finding} ({r.metric}): {r.verdict}; {r.ours}" for r in table.findings.itertuples()]
+        comments += [f"{r.finding} ({r.metric}): {r.verdict}; {r.ours}; {r.statistics}"
+                     for r in table.findings.itertuples()]
     lines += [f"% {c}" for c in comments]
     return "\n".join(lines) + "\n"
 
 
+# Columns and JSON keys of exported tables and figures, named with their unit: levels in percent
+# (``_pct``), differences of levels in percentage points (``_pts``), relative gains in percent of the
+# conventional value (``_rel_pct``). Inside the frames (notebooks) they are mean, std ... in percent.
+UNIT_KEYS = {"mean": "mean_pct", "std": "std_pct", "values": "values_pct", "paper": "paper_pct",
+             "value": "value_pct", "diff": "diff_pts", "gain": "gain_rel_pct", "paper_gain": "paper_gain_rel_pct",
+             "gain_pts": "gain_pts", "gain_low": "gain_low_pts", "gain_high": "gain_high_pts",
+             "paper_gain_pts": "paper_gain_pts", "detectable": "detectable_pts"}
+
+
 def csv_columns(f: pd.DataFrame, kind: str, id_: str, convention: str) -> pd.DataFrame:
-    """``f`` as the CSV files of tables and figures have it (changed in place and returned): run ids and
-    seeds as space-separated text, and first a ``kind`` ("table" | "figure") column and ``convention``."""
-    f["run_ids"] = f["run_ids"].map(" ".join)
-    f["seeds"] = f["seeds"].map(lambda s: " ".join(str(x) for x in s))
+    """``f`` as the CSV files of tables and figures have it: run ids, seeds and values as space-separated
+    text, first a ``kind`` ("table" | "figure") column and ``convention``, columns named with their
+    unit (UNIT_KEYS). Changes ``f``; returns the renamed frame."""
+    for col in ("run_ids", "seeds", "values"):
+        if col in f.columns:
+            f[col] = f[col].map(lambda s: " ".join(x if isinstance(x, str) else f"{x:g}" for x in s))
     f.insert(0, "convention", convention)
     f.insert(0, kind, id_)
-    return f
+    return f.rename(columns=UNIT_KEYS)
 
 
 def tidy(table: Table) -> pd.DataFrame:
@@ -217,13 +285,13 @@ def jsonable(value: Any) -> Any:
 
 
 def to_dict(table: Table) -> dict[str, Any]:
-    cells = [{k: jsonable(v) for k, v in row.items()} for row in table.frame.to_dict("records")]
+    cells = [{UNIT_KEYS.get(k, k): jsonable(v) for k, v in row.items()} for row in table.frame.to_dict("records")]
     out: dict[str, Any] = {
         "table": table.id, "title": table.title, "caption": table.caption,
         "convention": table.convention, "convention_text": convention_caption(table.convention),
-        "scope": table.scope, "notes": table.notes, "cells": cells,
+        "scope": table.scope, "unit": UNIT_TEXT, "notes": table.notes, "cells": cells,
     }
-    if table.id == "iv":
+    if table.id in ("iv", PAPER_IV_ID):
         out["paper_source"] = paper.TABLE_IV_SOURCE.cite()
     if table.findings is not None:
         out["metric"] = table.metric
@@ -244,9 +312,9 @@ def rich_table(table: Table) -> Any:
     from rich.text import Text
 
     parts: list[Any] = [Text(table.title, style="bold"), Text(table.caption, style="dim")]
-    if table.id == "iv":
+    if table.id in ("iv", PAPER_IV_ID):
         for d in _datasets(table):
-            rows, ends = _iv_text_rows(table, [d])
+            rows, ends = _text_rows(table, [d])
             # Fits 80 columns: the model as a heading row, one label column, n under each mean.
             t = RichTable(title=f"{paper.dataset_label(d)} (%)", title_justify="left", box=box.SIMPLE_HEAD)
             t.add_column("", no_wrap=True)
@@ -256,13 +324,16 @@ def rich_table(table: Table) -> Any:
                 model, method, kind, *cells = row
                 if model:
                     t.add_row(Text(model, style="bold"))
-                label = method if kind == "ours" else f"  {kind}"
-                if kind == "ours":
+                main = kind == "ours" or (table.id == PAPER_IV_ID and kind == "paper")
+                label = method if main else f"  {kind}"
+                if main:
                     shown = [Text(c.replace(" (n=", "\n(n=")) for c in cells]
                 else:
                     shown = [Text(c, style="dim") for c in cells]
-                t.add_row(Text(label, style="" if kind == "ours" else "dim"), *shown, end_section=i in ends)
+                t.add_row(Text(label, style="" if main else "dim"), *shown, end_section=i in ends)
             parts.append(t)
+        if table.findings is not None:
+            parts += [Text(r.statistics) for r in table.findings.itertuples()]
     else:
         for model, dataset in _vi_groups(table):
             t = RichTable(title=f"{paper.model_label(model)} on {paper.dataset_label(dataset)}: {table.metric} (%)",
@@ -276,6 +347,8 @@ def rich_table(table: Table) -> Any:
             parts.append(t)
         if table.findings is not None:
             for r in table.findings.itertuples():
-                parts.append(Text(f"{r.finding}: \u201c{r.paper}\u201d \u2014 ours: {r.verdict}; {r.ours}"))
+                parts.append(Text(f"{r.finding}: \u201c{r.paper}\u201d \u2014 ours: {r.statistics.split('; ')[0]}; "
+                                  f"{r.ours}"))
+                parts += [Text(f"  \u2022 {t}", style="dim") for t in r.tests]
     parts += [Text(f"\u2022 {n}", style="dim") for n in table.notes]
     return Group(*parts)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
 from imacsr_cli.errors import ImacsrError, NotFound
-from imacsr_cli.report import paper
+from imacsr_cli.units import fmt_pct
+from imacsr_cli.report import paper, stats
 from imacsr_cli.report.frames import (
     METRICS,
     aggregate,
@@ -71,7 +73,8 @@ def scope_note(scope: str) -> str:
 
 
 def fmt(x: float) -> str:
-    return DASH if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+    """A value in percent as every display shows it (imacsr_cli/units.py), an en dash when missing."""
+    return fmt_pct(x, DASH)
 
 
 def fmt_signed(x: float, suffix: str = "") -> str:
@@ -147,17 +150,87 @@ def table_iv(runs: pd.DataFrame, convention: str = "dataset", scope: str = "any 
         paper_gains.append(_gain(r.paper, base["paper"]))
     frame["gain"] = gains
     frame["paper_gain"] = paper_gains
+    findings = _iv_comparisons(frame)
+
 
     notes = _iv_notes(frame, placement, by_label, convention, scope)
     caption = (
         f"Ours (mean \u00b1 std over seeds, n runs) beside the published values of the paper's Table IV. "
         f"Metrics in %, {convention_caption(convention)}"
         f"{', as in the paper' if convention == 'paper' else f' (the paper: {paper.PAPER_CONVENTION})'}. "
-        f"\u0394 = ours \u2212 paper, in points; gain = "
-        f"(iMacSR \u2212 Conventional) / Conventional, as the paper computes it."
+        f"\u0394 = ours \u2212 paper, in points. Gain in points: iMacSR \u2212 Conventional with its 95% "
+        f"confidence interval (paired t-test over shared seeds, else Welch's); relative gain = "
+        f"(iMacSR \u2212 Conventional) / Conventional, as the paper computes it. Verdict on the paper's "
+        f"direction at \u03b1 = {stats.ALPHA:g}: supported, contradicted or inconclusive."
     )
     return Table("iv", "Table IV: iMacSR against conventional training", caption, frame, convention,
-                 scope, notes, placement=placement)
+                 scope, notes, findings=findings, placement=placement)
+
+
+_COUNTS = ("n_conventional", "seeds_needed")
+IV_STAT_COLUMNS = ("gain_pts", "gain_low", "gain_high", "p", "test", "n_conventional", "paper_gain_pts",
+                   "verdict", "detectable", "seeds_needed", "statistics")
+
+
+def _iv_comparisons(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each (model, dataset, metric): iMacSR against conventional by stats.compare, the claim being
+    the sign of the paper's own difference (iMacSR better where the paper has no number). Adds the
+    statistics to the iMacSR rows of ``frame`` (in place) and returns them as findings rows."""
+    conv = {(r["model"], r["dataset"], r["metric"]): r for _, r in frame[frame["method"] == "conventional"].iterrows()}
+    stat: dict[str, list[Any]] = {c: [] for c in IV_STAT_COLUMNS}
+    rows = []
+    for _, r in frame.iterrows():
+        if r["method"] != "imacsr":
+            for c in IV_STAT_COLUMNS:
+                stat[c].append("" if c in ("test", "verdict", "statistics") else None if c in _COUNTS else math.nan)
+            continue
+        base = conv.get((r["model"], r["dataset"], r["metric"]))
+        paper_diff = r["paper"] - base["paper"] if base is not None else math.nan
+        target = None if math.isnan(paper_diff) else float(paper_diff)
+        claim = -1 if target is not None and target < 0 else 1
+        label = f"{paper.model_label(r['model'])}/{r['dataset']} {r['metric']}: iMacSR vs Conventional"
+        c = cell_compare(r, base, label, claim=claim, target=target)
+        need = c.seeds_needed() if c.test else None
+        for col, value in zip(IV_STAT_COLUMNS, (
+                c.diff, c.low, c.high, c.p, c.test, c.n_b, paper_diff, c.verdict,
+                c.detectable(), need, c.describe())):
+            stat[col].append(value)
+        says = ("iMacSR beats conventional training" if claim > 0
+                else "conventional training beats iMacSR (the paper's own numbers)")
+        rows.append({
+            "finding": f"IV {paper.model_label(r['model'])}/{r['dataset']}", "claim": says,
+            "paper": (f"{stats.signed(target)} points" if target is not None else "no published value"),
+            "source": paper.TABLE_IV_SOURCE.cite(), "metric": r["metric"], "verdict": c.verdict,
+            "ours": f"{fmt(r['mean'])} (n={r['n']}) vs {fmt(base['mean'])} (n={base['n']})" if base is not None else DASH,
+            "statistics": c.describe(), "tests": [c.describe()], "notes": [],
+        })
+    for col, values in stat.items():  # counts stay integers (None where there is none), not floats
+        frame[col] = pd.Series(values, index=frame.index, dtype=object if col in _COUNTS else None)
+    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
+
+
+PAPER_IV_ID = "iv-paper"
+
+
+def paper_table_iv() -> Table:
+    """The paper's whole Table IV as published (percent, its eq. (13)), with the gains in points and
+    relative, as a Table the renderers write like ours. Needs no database."""
+    rows = []
+    for (model, method, dataset, metric), value in paper.TABLE_IV.items():
+        base = paper.TABLE_IV[(model, "conventional", dataset, metric)]
+        gain = method == "imacsr"
+        rows.append({"model": model, "method": method, "dataset": dataset, "metric": metric, "value": value,
+                     "gain_pts": value - base if gain else math.nan,
+                     "gain": paper.relative_gain(value, base) if gain else math.nan})
+    frame = pd.DataFrame(rows)
+    caption = (
+        f"The paper's Table IV as published: {paper.PAPER_CONVENTION}, in %. Gain in points: iMacSR "
+        f"\u2212 Conventional; relative gain = (iMacSR \u2212 Conventional) / Conventional, as the paper "
+        f"computes it. The paper gives one number per cell, without a spread or a number of seeds."
+    )
+    notes = [f"Source: {paper.TABLE_IV_SOURCE.cite()}.",
+             "`imacsr report --table iv` puts our runs beside these numbers, each cell with its test."]
+    return Table(PAPER_IV_ID, "Table IV as published in the paper", caption, frame, "paper", "the paper", notes)
 
 
 def _nan(x: float | None) -> float:
@@ -184,8 +257,12 @@ def _iv_notes(frame: pd.DataFrame, placement: Placement, by_label: bool, convent
                          | {paper.model_label(m) for m in frame["model"] if m not in paper.MODELS})
     if unpublished:
         notes.append(f"{', '.join(unpublished)}: not in the paper, so no published value ({DASH}).")
+    if frame["paper"].isna().all():
+        notes.append("None of these cells has a published counterpart: the paper's own Table IV is "
+                     "`imacsr report --paper` (written as table_iv_paper.* by `imacsr report --all --out DIR`).")
     if (frame["n"] == 1).any():
-        notes.append(f"std {DASH}: a single seed gives no spread.")
+        notes.append(f"std {DASH}: a single seed gives no spread, so its comparisons say "
+                     f"\u201c{stats.NO_SPREAD}\u201d.")
     for r in frame[frame["pending"] != ""].drop_duplicates("cell").itertuples():
         notes.append(f"{r.cell}: also {r.pending} (not in the mean).")
     notes += code_notes(frame)
@@ -262,7 +339,8 @@ def table_vi(runs: pd.DataFrame, convention: str = "dataset", scope: str = "any 
     elif frame.empty:
         notes.append("No iMacSR run with 1, 2 or 3 points: nothing to show.")
     if (frame["n"] == 1).any():
-        notes.append(f"std {DASH}: a single seed gives no spread.")
+        notes.append(f"std {DASH}: a single seed gives no spread, so its comparisons say "
+                     f"\u201c{stats.NO_SPREAD}\u201d.")
     notes += code_notes(frame)
     notes.append(
         "The paper's Table VI is an image whose numbers its text does not give: its findings "
@@ -277,70 +355,69 @@ def table_vi(runs: pd.DataFrame, convention: str = "dataset", scope: str = "any 
                  scope, notes, findings=findings, metric=metric, placement=placement)
 
 
-def _values(frame: pd.DataFrame, metric: str) -> dict[tuple, tuple[float, float, int]]:
-    f = frame[(frame["metric"] == metric) & (frame["n"] > 0)]
-    return {(r.model, r.dataset, r.num_points, r.position): (r.mean, r.std, r.n) for r in f.itertuples()}
+def arm(row: Any) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """The values (percent) and seeds of a cell-frame row; none for a row that is not there."""
+    if row is None:
+        return (), ()
+    values = row["values"] if "values" in row else ()
+    return tuple(values) if isinstance(values, tuple | list) else (), tuple(row["seeds"]) if "seeds" in row else ()
 
 
-def verdict(results: list[bool], complete: bool, close: bool) -> str:
-    if not results:
-        return "cannot tell"
-    if not all(results):
-        return "disagrees (within the seeds' spread)" if close else "disagrees"
-    if not complete:
-        return "agrees where measured"
-    return "agrees (within the seeds' spread)" if close else "agrees"
+def cell_compare(a: Any, b: Any, label: str, claim: int = 1, target: float | None = None) -> stats.Comparison:
+    """Cell a against cell b (cell-frame rows or None) by the statistics of stats.compare."""
+    (va, sa), (vb, sb) = arm(a), arm(b)
+    return stats.compare(va, vb, sa, sb, claim=claim, label=label, target=target)
 
 
-def _close(a: tuple[float, float, int], b: tuple[float, float, int]) -> bool:
-    """A difference smaller than either cell's std (or with a single seed) says little."""
-    spread = [s for s in (a[1], b[1]) if not math.isnan(s)]
-    return not spread or abs(a[0] - b[0]) <= max(spread) or min(a[2], b[2]) < 2
+FINDING_COLUMNS = ["finding", "claim", "paper", "source", "metric", "verdict", "ours", "statistics", "tests", "notes"]
+
+
+def finding_row(finding: paper.Finding, metric: str, fam: stats.Family, ours: str) -> dict[str, Any]:
+    return {"finding": finding.id, "claim": finding.claim, "paper": finding.source.quote,
+            "source": finding.source.cite(), "metric": metric, "verdict": fam.verdict, "ours": ours,
+            "statistics": fam.describe(), "tests": fam.lines()[1:], "notes": list(fam.notes)}
 
 
 def check_table_vi(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The paper's three Table VI findings, each with our verdict and the numbers behind it."""
-    vals = _values(frame, metric)
-    groups = list(dict.fromkeys((m, d) for m, d in zip(frame["model"], frame["dataset"])))
+    """The paper's three Table VI findings, each a Holm-corrected family of t-tests (stats.py) with
+    the verdict and the numbers behind it.
+
+    VI-I: input against central and against output, in every series (two comparisons per series);
+    VI-II: output of series I against II, II against III (the claim: each worse); VI-III: central,
+    each series against the previous (the claim: each better). With several (model, dataset) groups,
+    one family spans them all (the paper states its patterns for every model).
+    """
+    f = frame[frame["metric"] == metric]
+    cells = {(r["model"], r["dataset"], int(r["num_points"]), r["position"]): r for _, r in f.iterrows()}
+    groups = list(dict.fromkeys((m, d) for m, d in zip(f["model"], f["dataset"])))
     rows = []
     for finding in paper.findings("table_vi"):
-        results: list[bool] = []
-        complete = bool(groups)
-        close = False
+        comps: list[stats.Comparison] = []
         details: list[str] = []
         for m, d in groups:
             prefix = f"{paper.model_label(m)}/{d} " if len(groups) > 1 else ""
+            get = lambda n, p: cells.get((m, d, n, p))  # noqa: E731
             if finding.id == "VI-I":
                 for n, s in SERIES.items():
-                    cell = {p: vals.get((m, d, n, p)) for p in POSITIONS}
-                    if any(v is None for v in cell.values()):
-                        complete = False
-                        continue
-                    ok = cell["input"][0] > cell["central"][0] and cell["input"][0] > cell["output"][0]
-                    results.append(ok)
-                    close |= _close(cell["input"], cell["central"]) or _close(cell["input"], cell["output"])
-                    details.append(f"{prefix}{s}: input {fmt(cell['input'][0])}, central "
-                                   f"{fmt(cell['central'][0])}, output {fmt(cell['output'][0])}")
+                    for other in ("central", "output"):
+                        comps.append(cell_compare(get(n, "input"), get(n, other), f"{prefix}{s} input vs {other}"))
+                    details.append(f"{prefix}{s}: " + ", ".join(f"{p} {_mean(get(n, p))}" for p in POSITIONS))
             else:
                 pos = "output" if finding.id == "VI-II" else "central"
-                series = [(s, vals.get((m, d, n, pos))) for n, s in SERIES.items()]
-                have = [(s, v) for s, v in series if v is not None]
-                complete &= len(have) == len(series)
-                for (_, a), (_, b) in zip(have, have[1:]):
-                    results.append(b[0] < a[0] if pos == "output" else b[0] > a[0])
-                    close |= _close(a, b)
-                if have:
-                    details.append(f"{prefix}{pos}: " + ", ".join(f"{s} {fmt(v[0])}" for s, v in have))
-        rows.append({
-            "finding": finding.id,
-            "claim": finding.claim,
-            "paper": finding.source.quote,
-            "source": finding.source.cite(),
-            "metric": metric,
-            "verdict": verdict(results, complete, close),
-            "ours": "; ".join(details) if details else "no cells to compare",
-        })
-    return pd.DataFrame(rows, columns=["finding", "claim", "paper", "source", "metric", "verdict", "ours"])
+                ns = list(SERIES)
+                for n0, n1 in zip(ns, ns[1:]):
+                    a, b = (n0, n1) if pos == "output" else (n1, n0)  # the claim: a beats b
+                    comps.append(cell_compare(get(a, pos), get(b, pos), f"{prefix}{pos} {SERIES[a]} vs {SERIES[b]}"))
+                details.append(f"{prefix}{pos}: " + ", ".join(f"{s} {_mean(get(n, pos))}" for n, s in SERIES.items()))
+        fam = stats.family(comps)
+        rows.append(finding_row(finding, metric, fam, "; ".join(details) if details else "no cells to compare"))
+    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
+
+
+def _mean(row: Any) -> str:
+    if row is None or not row["n"]:
+        return DASH
+    return f"{fmt(row['mean'])} (n={row['n']})"
 
 
 # ---- provenance -------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ class GridSpec(GridParsing):
     path: Path | None = None
     toml_text: str = ""
     source: str = "grid"
+    slurm: dict[str, Any] = field(default_factory=dict)  # the [slurm] table: resources, not identity
     warnings: list[str] = field(default_factory=list)
     _rows: list[GridRow] | None = field(default=None, repr=False)
 

@@ -20,7 +20,7 @@ from imacsr_cli.spec.runspec import RunSpec, check_value, field_docs, parse_toml
 if TYPE_CHECKING:  # pragma: no cover
     from imacsr_cli.spec.grid import GridSpec
 
-TOP_KEYS = ("grid", "base", "sweep", "zip", "block", "include", "exclude")
+TOP_KEYS = ("grid", "base", "sweep", "zip", "block", "include", "exclude", "slurm")
 GRID_KEYS = ("name", "title", "reproduces", "description", "seeds", "labels")
 BLOCK_KEYS = ("name", "labels", "set", "sweep", "zip")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -147,6 +147,8 @@ class GridParsing:
             path=path,
             toml_text=toml_text,
             source=source,
+            # Where the runs go on Slurm (launch/slurm.py validates it); never part of a run's spec or id.
+            slurm=_table(data.get("slurm", {}), source, "[slurm]"),
         )
 
         base = _table(data.get("base", {}), source, "[base]")

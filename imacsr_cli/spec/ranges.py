@@ -67,7 +67,7 @@ SPEC_RANGES: dict[str, Range] = {
     "data.scale_range": Range(0, 16),
     "data.num_train": Range(0, 10_000_000, integer=True),
     "data.num_val": Range(0, 10_000_000, integer=True),
-    "data.workers": Range(0, 256, integer=True),
+    "data.workers": Range(-1, 256, integer=True),  # -1: the slot's share of the cores (CUDA)
     "points.count": Range(0, 64, integer=True),
     "points.spacing": Range(1, 64, integer=True),
     # α may not be negative; λ may (an ablation of the opposite sign, specs/method.md §4).

@@ -98,8 +98,9 @@ class DataSpec:
     hflip: bool = _opt(True, doc="random horizontal flip in training")
     num_train: int = _opt(0, doc="training images; 0 = all (synthetic: its default)")
     num_val: int = _opt(0, doc="evaluation images; 0 = all (synthetic: its default)")
-    workers: int = _opt(0, identity=False, doc="DataLoader worker processes")
-    pin_memory: bool = _opt(False, identity=False, doc="DataLoader pin_memory (CUDA only)")
+    workers: int = _opt(-1, identity=False,
+                        doc="DataLoader worker processes; -1 = the slot's share of the cores on CUDA, 0 on the CPU")
+    pin_memory: bool = _opt(True, identity=False, doc="DataLoader pin_memory (CUDA only)")
     void_logit: bool = _opt(False, legacy=False, since="0.2", doc="author's code: an extra (K+1)th 'void' logit; "
                             "void pixels stay ignored by the loss, and a void prediction counts as a miss")
 
@@ -144,6 +145,7 @@ class TrainSpec:
     amp: Literal["off", "bf16", "fp16"] = _opt("off", doc="autocast dtype on CUDA; ignored on the CPU")
     channels_last: bool = _opt(False, identity=False, doc="channels_last memory format on CUDA")
     eval_every: int = _opt(1, identity=False, doc="evaluate every N epochs (and always at the end)")
+    compile: bool = _opt(False, identity=False, doc="torch.compile the network (the taps' hooks are kept)")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ with the same DDL. History:
 - v3: runs.retries (the retry budget spent, a column instead of a count parsed from event text; filled
   from the v2 events, so an upgrade mid-grid keeps the budget) and runs.code (JSON: the imacsr version,
   git commit and dirty flag that trained the run; NULL for runs finished before v3).
+- v4 (cluster): table ``schedulers`` (a scheduler's uuid and lease); runs.owner_ns (the owner's machine +
+  PID namespace, for the pid probe), runs.handle (the executor's handle, e.g. ``slurm:<job id>``).
 """
 
 from __future__ import annotations
@@ -105,8 +107,19 @@ def _v2_to_v3(conn: Connection) -> None:
         conn.execute(text("UPDATE runs SET retries = :n WHERE run_id = :r"), updates)
 
 
+def _cluster(conn: Connection) -> None:
+    for sql in (
+        "CREATE TABLE IF NOT EXISTS schedulers (id VARCHAR NOT NULL PRIMARY KEY, host VARCHAR NOT NULL, "
+        "pid INTEGER NOT NULL, ns VARCHAR NOT NULL, executor VARCHAR NOT NULL, started_at FLOAT NOT NULL, "
+        "heartbeat_at FLOAT NOT NULL, ended_at FLOAT)",
+        "ALTER TABLE runs ADD COLUMN owner_ns VARCHAR",
+        "ALTER TABLE runs ADD COLUMN handle VARCHAR",
+    ):
+        conn.execute(text(sql))
+
+
 #: MIGRATIONS[v] brings a database from version v-1 to version v.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v1_to_v2, 3: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v1_to_v2, 3: _v2_to_v3, 4: _cluster}
 
 assert sorted(MIGRATIONS) == list(range(2, SCHEMA_VERSION + 1)), "a migration is missing"
 

@@ -8,6 +8,8 @@ Tables (see docs/contracts.md, "Results database"):
 - ``grid_runs``  which grid holds which run, in which order, filling which cells (labels).
 - ``metrics``    long format: (run_id, epoch, split, name) → value.
 - ``events``     state changes of a run with their reasons (an audit trail).
+- ``schedulers`` one row per scheduler process: its uuid (the ``owner`` of the runs it claims), where it
+                 runs (host, pid, machine + pid-namespace identity) and its lease (``heartbeat_at``).
 
 Times are Unix seconds (float). JSON columns are TEXT holding ``json.dumps`` output.
 This module imports SQLAlchemy only (never torch or pandas), so ``imacsr status`` starts fast.
@@ -21,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from imacsr_cli.rundir.codes import REASONS  # noqa: F401  (the reasons column's vocabulary)
 
 #: The schema version this code writes. Bump it and add a migration in migrations.py together.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Lifecycle states of a run.
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -91,6 +93,10 @@ class Run(Base):
     # trained the run (JSON {"imacsr", "commit", "dirty"} from result.json; NULL until it succeeded).
     retries: Mapped[int] = mapped_column(Integer, default=0)
     code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # v4 (cluster): the owner scheduler's machine + PID namespace ("<machine-id>:<pid-ns inode>"; its pid
+    # is probed only from the same one), and the executor's handle of the trainer ("slurm:<job id>").
+    owner_ns: Mapped[str | None] = mapped_column(String, nullable=True)
+    handle: Mapped[str | None] = mapped_column(String, nullable=True)
 
     __table_args__ = (Index("ix_runs_state", "state"),)
 
@@ -132,3 +138,18 @@ class Event(Base):
     owner: Mapped[str | None] = mapped_column(String, nullable=True)  # v2: who made the change
 
     __table_args__ = (Index("ix_events_run", "run_id", "id"),)
+
+
+class Scheduler(Base):
+    """v4 (cluster): a scheduler process and its lease. ``id`` (a uuid) is the ``owner`` of its runs."""
+
+    __tablename__ = "schedulers"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    host: Mapped[str] = mapped_column(String)
+    pid: Mapped[int] = mapped_column(Integer)
+    ns: Mapped[str] = mapped_column(String)  # machine id + PID-namespace inode (see claims.local_ns)
+    executor: Mapped[str] = mapped_column(String, default="local")
+    started_at: Mapped[float] = mapped_column(Float)
+    heartbeat_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)

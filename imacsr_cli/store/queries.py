@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select, text
 from imacsr_cli import metric_names as mn
 from imacsr_cli.errors import NotFound
 from imacsr_cli.rundir import CodeVersion
-from imacsr_cli.store.engine import Connected, chunks
+from imacsr_cli.store.engine import Connected, chunks, retrying_methods
 from imacsr_cli.store.models import STATES, GridRun, Run
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,6 +60,7 @@ class RunRecord:
     finished_at: float | None
     run_dir: str | None
     retries: int = 0  # v3: retries spent since enqueue or the last `runs retry`
+    handle: str | None = None  # the executor's handle of the trainer ("slurm:<job id>"), if not a local pid
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -82,6 +83,7 @@ def cells_of(labels: Any) -> list[dict[str, Any]]:
 MIN_PREFIX = 4  # characters of a run id that `imacsr runs ...` accepts as a prefix
 
 
+@retrying_methods
 class Queries(Connected):
     """The read-only lookups and queries of ``Store`` (claims.py and store.py add the writes)."""
 

@@ -28,10 +28,10 @@ from typing import Any
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
-from imacsr_cli.errors import StoreError
+from imacsr_cli.errors import NotFound, StoreError
 from imacsr_cli.store import migrations
 from imacsr_cli.store.claims import Claims
-from imacsr_cli.store.engine import chunks, normalize_url, open_engines
+from imacsr_cli.store.engine import LOCK_ENQUEUE, LOCK_SCHEMA, chunks, normalize_url, open_engines, retrying, retrying_methods
 from imacsr_cli.store.models import SCHEMA_VERSION, STATES, Base, Event, GridRun, Run
 from imacsr_cli.store.queries import cells_of
 
@@ -62,6 +62,7 @@ def _row_parts(row: Any) -> tuple[str | None, Any, Any, str | None]:
     return getattr(row, "run_id", None), getattr(row, "spec", None), getattr(row, "labels", None), getattr(row, "error", None)
 
 
+@retrying_methods
 class Store(Claims):
     """The results database. Open with ``Store.open(url)``; use as a context manager or call ``close()``.
 
@@ -75,14 +76,17 @@ class Store(Claims):
         """Open (and create or upgrade) the database at ``url``.
 
         ``url`` None → env ``IMACSR_DB`` → ``sqlite:///results/imacsr.db``; a plain path is a SQLite file.
-        The parent folder of a SQLite file is created. With ``create=False`` a missing SQLite file is
-        ``NotFound`` (for read-only commands). An older schema is migrated; a newer schema, a file
-        that is not SQLite, or a SQLite file without imacsr's ``meta`` table is a ``StoreError``.
+        The parent folder of a SQLite file is created. With ``create=False`` (read-only commands) a
+        missing SQLite file or a database without imacsr's tables is ``NotFound``: nothing is created.
+        An older schema is migrated; a newer schema, a file that is not SQLite, or a database with
+        tables but without imacsr's ``meta`` table is a ``StoreError``. Creating and upgrading are
+        serialised (SQLite's write lock; an advisory lock on PostgreSQL), so concurrent first opens of
+        an empty database all succeed and create the schema once.
         """
         url = normalize_url(url)
         store = cls(url, *open_engines(url, create=create))
         try:
-            store._ensure_schema()
+            store._ensure_schema(create)
         except Exception:
             store.close()
             raise
@@ -93,11 +97,15 @@ class Store(Claims):
         with self._read() as conn:
             return int(conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar_one())
 
-    def _ensure_schema(self) -> None:
+    @retrying
+    def _ensure_schema(self, create: bool = True) -> None:
         version = self._check_version(read=True)
         if version == SCHEMA_VERSION:
             return
+        if version is None and not create:
+            raise NotFound(f"{self.where} holds no imacsr results yet; `imacsr run-grid` creates them")
         with self._write() as conn:  # create or upgrade, re-checking under the write lock
+            self._serialize(conn, LOCK_SCHEMA)
             version = self._check_version(conn=conn)
             if version is None:
                 Base.metadata.create_all(conn)
@@ -149,8 +157,9 @@ class Store(Claims):
         for key, value in (("title", title), ("reproduces", reproduces), ("path", path), ("toml", toml)):
             if value is not None:
                 fields[key] = value
-        now = self._clock()
         with self._write() as conn:
+            self._serialize(conn, LOCK_ENQUEUE)
+            now = self._now(conn)
             exists = conn.execute(text("SELECT 1 FROM grids WHERE name = :n"), {"n": fields["name"]}).scalar()
             if exists:
                 conn.execute(
@@ -197,8 +206,11 @@ class Store(Claims):
             items.append((run_id, json.dumps(spec_dict), spec_dict, cells_of(labels)))
 
         counts = {"new": 0, **{s: 0 for s in STATES}, "total": len(items)}
-        now = self._clock()
         with self._write() as conn:
+            # Two enqueues of one grid at once (two run-grids, two hosts) would both insert its new runs;
+            # one at a time, the second sees the first's rows and inserts nothing (SQLite: the write lock).
+            self._serialize(conn, LOCK_ENQUEUE)
+            now = self._now(conn)
             if not conn.execute(text("SELECT 1 FROM grids WHERE name = :n"), {"n": grid}).scalar():
                 conn.execute(text("INSERT INTO grids (name, title, reproduces, path, toml, created_at, updated_at) "
                                   "VALUES (:n, '', '', '', '', :t, :t)"), {"n": grid, "t": now})
@@ -279,8 +291,8 @@ class Store(Claims):
         """Cancel a queued or running run (→ ``cancelled``, reason ``cancelled``). A running run's owner
         gets NotOwner on its next write and must stop the trainer. Returns False if the run had already
         ended (succeeded, failed, cancelled); NotFound if there is no such run (a unique prefix works)."""
-        now = self._clock()
         with self._write() as conn:
+            now = self._now(conn)
             run_id = self._full_id(conn, run_id)
             res = conn.execute(text(
                 "UPDATE runs SET state = 'cancelled', reason = 'cancelled', message = :m, finished_at = :t "
@@ -302,8 +314,8 @@ class Store(Claims):
     def retry(self, run_id: str) -> bool:
         """Put a failed or cancelled run back in the queue with ``attempts`` = 0 (a fresh retry budget).
         Returns False if it is already queued or running; StoreError if it succeeded; NotFound if missing."""
-        now = self._clock()
         with self._write() as conn:
+            now = self._now(conn)
             run_id = self._full_id(conn, run_id)
             state = conn.execute(text("SELECT state FROM runs WHERE run_id = :r"), {"r": run_id}).scalar()
             if state == "succeeded":
@@ -313,7 +325,8 @@ class Store(Claims):
             conn.execute(text(
                 "UPDATE runs SET state = 'queued', reason = NULL, message = NULL, exit_code = NULL, attempts = 0, "
                 "retries = 0, "
-                "owner = NULL, owner_pid = NULL, trainer_pid = NULL, slot = NULL, finished_at = NULL "
+                "owner = NULL, owner_pid = NULL, owner_ns = NULL, trainer_pid = NULL, slot = NULL, handle = NULL, "
+                "finished_at = NULL "
                 "WHERE run_id = :r"), {"r": run_id})
             self._event(conn, run_id, "retried", f"was {state}", now=now)
             return True

@@ -12,6 +12,8 @@
 
 Cross-entropies average over labelled pixels (nn.CrossEntropyLoss with ignore_index, Table III);
 NE averages over every position of z_m, which carries no labels. Both are in float32 under AMP.
+The terms themselves are in losses.py: they recompute their full-size intermediates in backward
+instead of keeping them, with the same values and gradients as the naive form.
 Adapters are trained with the model and dropped at evaluation: taps are off in eval mode.
 """
 
@@ -21,12 +23,12 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from imacsr_cli import metric_names as mn
 from imacsr_cli.models.registry import Point
 from imacsr_cli.spec.runspec import MethodSpec
+from imacsr_cli.train.losses import cross_entropy, negative_entropy
 
 
 def make_adapter(kind: str, channels: int, num_classes: int) -> nn.Module:
@@ -41,26 +43,6 @@ def make_adapter(kind: str, channels: int, num_classes: int) -> nn.Module:
             nn.Conv2d(256, num_classes, 1),
         )
     raise ValueError(f"unknown adapter {kind!r}")
-
-
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
-                  ce_input: str = "logits") -> torch.Tensor:
-    """CE after upsampling the logits bilinearly to the label size (never downsampling labels).
-
-    ``ce_input="softmax"`` reproduces the author's code: nn.CrossEntropyLoss applied to softmax outputs,
-    i.e. -log softmax(softmax(logits))_y, a double softmax (specs/method.md §1)."""
-    if logits.shape[-2:] != target.shape[-2:]:
-        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-    logits = logits.float()
-    if ce_input == "softmax":
-        logits = torch.softmax(logits, dim=1)
-    return F.cross_entropy(logits, target, ignore_index=ignore_index)
-
-
-def negative_entropy(z: torch.Tensor) -> torch.Tensor:
-    """Mean over positions of Σ_k p_k log p_k with p = softmax over dim 1 (channels). In [-log C, 0]."""
-    logp = F.log_softmax(z.float(), dim=1)
-    return (logp.exp() * logp).sum(dim=1).mean()
 
 
 def per_point(value: float | list[float], m: int) -> list[float]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
 import platform
 import signal
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from imacsr_cli import errors
 from imacsr_cli import metric_names as mn
+from imacsr_cli.units import metric_text
 from imacsr_cli.data import registry as data_registry
 from imacsr_cli.models import registry as model_registry
 from imacsr_cli.rundir import (
@@ -58,10 +60,14 @@ from imacsr_cli.train.checkpoint import (
     set_aside,
 )
 from imacsr_cli.train.diagnostics import Diagnostics
-from imacsr_cli.train.imacsr import IMacSR, cross_entropy
+from imacsr_cli.train.imacsr import IMacSR
 from imacsr_cli.train.metrics import ConfusionMatrix
 
 log = logging.getLogger("imacsr.train")
+
+
+READ_EVERY = 50  # CUDA: read the loss terms every this many steps,
+READ_SECONDS = 1.0  # or when this long has passed since the last read (progress stays live)
 
 
 class Interrupted(Exception):
@@ -177,8 +183,11 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
     if spec.train.channels_last and device.type == "cuda":
         trainee = trainee.to(memory_format=torch.channels_last)
     diag = Diagnostics(model, points, device)
-    optimizer = torch.optim.Adam(
-        trainee.parameters(), lr=spec.optim.lr, betas=spec.optim.betas, weight_decay=spec.optim.weight_decay
+    if spec.train.compile:
+        compile_model(trainee)
+    optimizer = torch.optim.Adam(  # fused on CUDA: one kernel for all parameters (the CPU keeps today's)
+        trainee.parameters(), lr=spec.optim.lr, betas=spec.optim.betas, weight_decay=spec.optim.weight_decay,
+        **({"fused": True} if device.type == "cuda" else {}),
     )
     steps_per_epoch = len(train_set) // spec.train.batch_size
     total_steps = steps_per_epoch * spec.train.epochs
@@ -257,7 +266,7 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
                 state["rng_cuda"] = torch.cuda.get_rng_state()
             save_checkpoint(paths.checkpoint, state)
         log.info("epoch %d/%d loss %.4f%s (%.1fs)", epoch, spec.train.epochs, losses.get(mn.LOSS, float("nan")),
-                 f" {mn.MIOU} {val[mn.MIOU]:.4f}" if evaluated else "", seconds)
+                 " " + metric_text(mn.MIOU, val[mn.MIOU]) if evaluated else "", seconds)
 
     if cm is None:  # resumed after the last epoch's checkpoint but before result.json: evaluate again
         cm = evaluate(trainee, val_set, spec, info.num_classes, info.ignore_index, device, amp_dtype, events,
@@ -372,9 +381,8 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
     # The order of an epoch depends on (seed, epoch) only, so a resumed run sees the same batches.
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(spec.train.seed * 100_003 + epoch))
     loader = _loader(dataset, spec, sampler=order.tolist(), drop_last=True, device=device)
-    sums: dict[str, float] = {}
+    reads = _Reads(epoch, len(loader), device, events)
     steps = len(loader)
-    counted = 0
     for step, (images, labels) in enumerate(loader, start=1):
         if not bool((labels != trainee.ignore_index).any()):  # on the CPU tensor: no device sync
             log.warning("epoch %d, step %d: every pixel of the batch is void; skipped (zero weight)", epoch, step)
@@ -382,8 +390,8 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
                 warnings.simplefilter("ignore", UserWarning)
                 schedule.step()
             events.progress(phase="train", epoch=epoch, step=step, steps=steps)
+            reads.skipped += 1
             continue
-        counted += 1
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         if spec.train.channels_last and device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
@@ -394,9 +402,7 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
             loss = loss * float("nan")
         if fault is not None and fault.kind == "slow":
             time.sleep(2.0)
-        if not torch.isfinite(loss):
-            detail = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
-            raise NonFinite(f"loss is {loss.item()} at epoch {epoch}, step {step} ({detail})")
+        reads.add(step, loss, terms)  # on the CPU: read (and checked) at once, before the update
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if diag is not None:
@@ -405,11 +411,56 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
-        sums[mn.LOSS] = sums.get(mn.LOSS, 0.0) + loss.item()
-        for name, value in terms.items():
-            sums[name] = sums.get(name, 0.0) + value.item()
-        events.progress(phase="train", epoch=epoch, step=step, steps=steps, loss=loss.item())
-    return {name: total / counted for name, total in sums.items()}
+    return reads.means()
+
+
+class _Reads:
+    """The loss terms of an epoch, read from the device once per ``every`` steps or once a second.
+
+    Each step's values stay on the device; a read moves the pending ones in one transfer, checks
+    them step by step for NaN/inf (naming the step) and adds them to float sums in step order, as a
+    read per step would. On the CPU a read costs nothing, so it happens every step, before the
+    optimizer's update, exactly as before issue 13; on CUDA the default is every READ_EVERY steps
+    or READ_SECONDS, so the GPU never waits on the host in between. Env IMACSR_READ_EVERY=N pins the
+    schedule to exactly every N steps (tests, benchmarks).
+    """
+
+    def __init__(self, epoch: int, steps: int, device: torch.device, events: EventWriter):
+        self.epoch, self.steps, self.events = epoch, steps, events
+        every = os.environ.get("IMACSR_READ_EVERY", "")
+        pinned = every.isdigit() and int(every) > 0  # an exact schedule: no reads by the clock
+        self.every = int(every) if pinned else (1 if device.type == "cpu" else READ_EVERY)
+        self.seconds = float("inf") if pinned else READ_SECONDS
+        self.pending: list[tuple[int, torch.Tensor, list[str]]] = []
+        self.sums: dict[str, float] = {}
+        self.skipped = 0  # all-void batches: no loss, no weight in the means
+        self.last_read = time.monotonic()
+
+    def add(self, step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        values = torch.stack([loss.detach().float(), *(v.detach().float() for v in terms.values())])
+        self.pending.append((step, values, [mn.LOSS, *terms]))
+        if len(self.pending) >= self.every or step == self.steps or time.monotonic() - self.last_read >= self.seconds:
+            self.read()
+
+    def read(self) -> None:
+        if not self.pending:
+            return
+        first, last = self.pending[0][0], self.pending[-1][0]
+        rows = torch.stack([v for _, v, _ in self.pending]).cpu().tolist()  # the one transfer
+        for (step, _, names), row in zip(self.pending, rows):
+            if not math.isfinite(row[0]):
+                detail = ", ".join(f"{k}={v:.4g}" for k, v in zip(names[1:], row[1:]))
+                where = f"step {step}" if first == last else f"step {step} (read steps {first}-{last})"
+                raise NonFinite(f"loss is {row[0]} at epoch {self.epoch}, {where} ({detail})")
+            for name, value in zip(names, row):
+                self.sums[name] = self.sums.get(name, 0.0) + value
+        self.events.progress(phase="train", epoch=self.epoch, step=last, steps=self.steps, loss=rows[-1][0])
+        self.pending.clear()
+        self.last_read = time.monotonic()
+
+    def means(self) -> dict[str, float]:
+        self.read()
+        return {name: total / (self.steps - self.skipped) for name, total in self.sums.items()}
 
 
 @torch.inference_mode()
@@ -420,25 +471,42 @@ def evaluate(trainee: IMacSR, dataset: Dataset, spec: RunSpec, num_classes: int,
     cm = ConfusionMatrix(num_classes, ignore_index, void_column=spec.data.void_logit)
     loader = _loader(dataset, spec, sampler=None, drop_last=False, device=device)
     for step, (images, labels) in enumerate(loader, start=1):
-        images = images.to(device, non_blocking=True)
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = trainee(images)
         if logits.shape[-2:] != labels.shape[-2:]:
             logits = torch.nn.functional.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear",
                                                      align_corners=False)
-        cm.update(labels, logits.argmax(1).cpu())
+        cm.update(labels, logits.argmax(1))  # counted on the device; one transfer at compute()
         events.progress(phase="eval", epoch=epoch, step=step, steps=len(loader))
     return cm
 
 
 def _loader(dataset: Dataset, spec: RunSpec, sampler: list[int] | None, drop_last: bool,
             device: torch.device) -> DataLoader:
-    workers = spec.data.workers
+    workers = loader_workers(spec.data.workers, device)
     return DataLoader(
         dataset, batch_size=spec.train.batch_size, sampler=sampler, drop_last=drop_last,
         num_workers=workers, pin_memory=spec.data.pin_memory and device.type == "cuda",
         persistent_workers=False, collate_fn=data_registry.pad_collate,
     )
+
+
+def loader_workers(workers: int, device: torch.device) -> int:
+    """``data.workers``, where -1 (the default) is the slot's share of the cores on CUDA, where the
+    data pipeline is the CPU's only work, and 0 on the CPU, whose cores the training step uses."""
+    if workers >= 0:
+        return workers
+    if device.type != "cuda":
+        return 0
+    n = os.environ.get("IMACSR_THREADS", "")
+    return int(n) if n.isdigit() and int(n) > 0 else len(os.sched_getaffinity(0))
+
+
+def compile_model(trainee: IMacSR, **options: Any) -> None:
+    """``train.compile``: compile the network in place. The taps are forward hooks on its submodules,
+    registered before, so the compiled graph keeps them (the loss terms run eagerly)."""
+    trainee.model.compile(**options)
 
 
 def _lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
@@ -512,7 +580,8 @@ class _signals_raise_interrupted:
         self._old = {}
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # SIGUSR2: Slurm's warning before a job's time limit or a preemption (--signal=USR2@N, submitit's).
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             self._old[sig] = signal.signal(sig, self._raise)
         parent = os.environ.get("IMACSR_PARENT_PID")
         if parent and parent.isdigit():

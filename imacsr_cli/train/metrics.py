@@ -26,26 +26,50 @@ from imacsr_cli import metric_names as mn
 
 
 class ConfusionMatrix:
-    """Accumulates the dataset-level matrix and, for eq. (13), per-image TP/FP/FN counts."""
+    """Accumulates the dataset-level matrix and, for eq. (13), per-image TP/FP/FN counts.
+
+    ``update`` counts on the device of its tensors (one bincount per batch, no transfer); the
+    per-image matrices move to the host once, when ``mat``, ``per_image`` or ``compute()`` is first
+    read after an update. Counts are integers, so where they are counted changes nothing.
+    """
 
     def __init__(self, num_classes: int, ignore_index: int = 255, void_column: bool = False):
         self.k = num_classes
         self.ignore_index = ignore_index
         self.cols = num_classes + 1 if void_column else num_classes  # predicted class K = "void"
-        self.mat = torch.zeros(num_classes, self.cols, dtype=torch.int64)
-        self.per_image: list[np.ndarray] = []  # one (3, K) array of TP, FP, FN per image
+        self._mat = torch.zeros(num_classes, self.cols, dtype=torch.int64)
+        self._per_image: list[np.ndarray] = []  # one (3, K) array of TP, FP, FN per image
+        self._pending: list[torch.Tensor] = []  # (N, K, cols) per-image matrices, on their device
 
     def update(self, target: torch.Tensor, pred: torch.Tensor) -> None:
-        """Add a batch: target and pred of shape (N, H, W) (or (H, W) for one image)."""
+        """Add a batch: target and pred of shape (N, H, W) (or (H, W) for one image), on one device."""
         if target.dim() == 2:
             target, pred = target[None], pred[None]
-        k, cols = self.k, self.cols
-        for t, p in zip(target.cpu(), pred.cpu()):
-            keep = t != self.ignore_index
-            idx = t[keep].to(torch.int64) * cols + p[keep].to(torch.int64)
-            m = torch.bincount(idx, minlength=k * cols).reshape(k, cols)
-            self.mat += m
-            self.per_image.append(_tp_fp_fn(m.numpy()))
+        k, cols, n = self.k, self.cols, target.shape[0]
+        pred = pred.to(target.device)
+        keep = target != self.ignore_index
+        image = torch.arange(n, device=target.device).view(n, 1, 1).expand_as(target)
+        idx = (image[keep] * k + target[keep].to(torch.int64)) * cols + pred[keep].to(torch.int64)
+        self._pending.append(torch.bincount(idx, minlength=n * k * cols).reshape(n, k, cols))
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        per_image = torch.cat([m.to(torch.int64) for m in self._pending]).cpu()  # the one transfer
+        self._pending.clear()
+        self._mat = self._mat + per_image.sum(0)  # not in place: both may be inference tensors
+        self._per_image.extend(_tp_fp_fn(m) for m in per_image.numpy())
+
+    @property
+    def mat(self) -> torch.Tensor:
+        """(K, cols) int64 counts, rows = ground truth, columns = prediction."""
+        self._flush()
+        return self._mat
+
+    @property
+    def per_image(self) -> list[np.ndarray]:
+        self._flush()
+        return self._per_image
 
     def compute(self) -> dict:
         """Both conventions: {"dataset": {...}, "paper": {...}}, each with means and per-class values."""

@@ -206,8 +206,18 @@ def test_sigterm_stops_like_ctrl_c_with_exit_143(tmp_path):
         assert (run.state, run.reason) == ("queued", "interrupted")
 
 
+def _schema_ready(tmp_path: Path) -> bool:
+    from imacsr_cli.errors import NotFound
+
+    try:
+        _store(tmp_path).close()  # read-only opens create nothing: wait for run-grid's schema
+    except NotFound:
+        return False
+    return True
+
+
 def _wait_for_launch(tmp_path: Path, grid: str, proc) -> list[str]:
-    wait_for((tmp_path / "results" / "imacsr.db").exists, 60, "the database", proc=proc)
+    wait_for(lambda: _schema_ready(tmp_path), 300, "the database", proc=proc)
     with _store(tmp_path) as store:
         ids = wait_for(lambda: store.grid_run_ids(grid), 60, "enqueue", proc=proc)
         wait_for(lambda: all(store.get(i).trainer_pid for i in ids), 60, "launch", proc=proc)

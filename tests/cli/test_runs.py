@@ -34,7 +34,7 @@ def test_show_a_run_by_prefix(db, tmp_path):
     assert "  epoch:      2/2" in lines
     assert "  code:       imacsr 0.1.0, commit 0123456789ab (dirty)" in lines  # from its result.json
     assert "  grids:      g1 [table=iv]; g2 [-]" in lines
-    assert "  mIoU 43.21  mF1 50.00  mPrecision 60.00  mRecall 55.00" in lines
+    assert "  mIoU 43.21%  mF1 50.00%  mPrecision 60.00%  mRecall 55.00%" in lines
     assert "train loss by epoch: 1: 2.5000  2: 2.0000" in lines
     assert '  method.name = "conventional"' in lines
     run_dir = tmp_path / "runs" / "a0000000000a"

@@ -101,11 +101,11 @@ def test_status_runs_of_a_grid(db):
         "GRID  RUNS  QUEUED  RUNNING  SUCCEEDED  FAILED  CANCELLED  EPOCHS  PROGRESS\n"
         "g1       4       1        1          1       1          0     4/8       50%\n"
         "\n"
-        "RUN           SPEC                                             STATE      EPOCH  mIoU  AGE  REASON   CELL\n"
-        "b0000000000b  deeplabv3plus/smp imacsr M=2 input s=1 seed=0    running      1/2  25.0  12s  -        figure=3; series=II,table=vi\n"
-        "c0000000000c  deeplabv3plus/smp imacsr M=3 input s=2 seed=0    failed       1/2  25.0  14s  crashed  figure=3\n"
-        "d0000000000d  deeplabv3plus/smp imacsr M=2 central s=1 seed=1  queued       0/2     -  28s  -        table=vi\n"
-        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2  43.2  15s  -        table=iv\n"
+        "RUN           SPEC                                             STATE      EPOCH  mIoU (%)  AGE  REASON   CELL\n"
+        "b0000000000b  deeplabv3plus/smp imacsr M=2 input s=1 seed=0    running      1/2     25.00  12s  -        figure=3; series=II,table=vi\n"
+        "c0000000000c  deeplabv3plus/smp imacsr M=3 input s=2 seed=0    failed       1/2     25.00  14s  crashed  figure=3\n"
+        "d0000000000d  deeplabv3plus/smp imacsr M=2 central s=1 seed=1  queued       0/2         -  28s  -        table=vi\n"
+        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2     43.21  15s  -        table=iv\n"
     )
 
 
@@ -117,12 +117,12 @@ def test_status_runs_of_every_grid(db):
         "g1       4       1        1          1       1          0     4/8       50%\n"
         "g2       2       0        0          1       0          1     2/4       50%\n"
         "\n"
-        "RUN           SPEC                                             STATE      EPOCH  mIoU  AGE  REASON     GRIDS\n"
-        "b0000000000b  deeplabv3plus/smp imacsr M=2 input s=1 seed=0    running      1/2  25.0  12s  -          g1\n"
-        "c0000000000c  deeplabv3plus/smp imacsr M=3 input s=2 seed=0    failed       1/2  25.0  14s  crashed    g1\n"
-        "d0000000000d  deeplabv3plus/smp imacsr M=2 central s=1 seed=1  queued       0/2     -  28s  -          g1\n"
-        "e0000000000e  deeplabv3plus/smp imacsr M=2 input s=1 seed=5    cancelled    0/2     -  13s  cancelled  g2\n"
-        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2  43.2  15s  -          g1,g2\n"
+        "RUN           SPEC                                             STATE      EPOCH  mIoU (%)  AGE  REASON     GRIDS\n"
+        "b0000000000b  deeplabv3plus/smp imacsr M=2 input s=1 seed=0    running      1/2     25.00  12s  -          g1\n"
+        "c0000000000c  deeplabv3plus/smp imacsr M=3 input s=2 seed=0    failed       1/2     25.00  14s  crashed    g1\n"
+        "d0000000000d  deeplabv3plus/smp imacsr M=2 central s=1 seed=1  queued       0/2         -  28s  -          g1\n"
+        "e0000000000e  deeplabv3plus/smp imacsr M=2 input s=1 seed=5    cancelled    0/2         -  13s  cancelled  g2\n"
+        "a0000000000a  deeplabv3plus/smp conventional seed=0            succeeded    2/2     43.21  15s  -          g1,g2\n"
     )
 
 
@@ -133,9 +133,9 @@ def test_status_runs_of_a_grid_with_a_cancelled_run(db):
         "GRID  RUNS  QUEUED  RUNNING  SUCCEEDED  FAILED  CANCELLED  EPOCHS  PROGRESS\n"
         "g2       2       0        0          1       0          1     2/4       50%\n"
         "\n"
-        "RUN           SPEC                                           STATE      EPOCH  mIoU  AGE  REASON     CELL\n"
-        "e0000000000e  deeplabv3plus/smp imacsr M=2 input s=1 seed=5  cancelled    0/2     -  13s  cancelled  -\n"
-        "a0000000000a  deeplabv3plus/smp conventional seed=0          succeeded    2/2  43.2  15s  -          -\n"
+        "RUN           SPEC                                           STATE      EPOCH  mIoU (%)  AGE  REASON     CELL\n"
+        "e0000000000e  deeplabv3plus/smp imacsr M=2 input s=1 seed=5  cancelled    0/2         -  13s  cancelled  -\n"
+        "a0000000000a  deeplabv3plus/smp conventional seed=0          succeeded    2/2     43.21  15s  -          -\n"
     )
 
 
@@ -147,8 +147,9 @@ def test_status_json(db):
     assert data["grids"][0]["succeeded"] == 1 and data["grids"][0]["total"] == 4
     runs = {r["run_id"]: r for r in data["runs"]}
     assert list(runs) == ["b0000000000b", "c0000000000c", "d0000000000d", "a0000000000a"]  # STATE_ORDER
-    assert runs["a0000000000a"]["state"] == "succeeded" and runs["a0000000000a"]["final/mIoU"] == 0.4321
-    assert runs["b0000000000b"]["val/mIoU"] == 0.25 and runs["b0000000000b"]["final/mIoU"] is None
+    assert runs["a0000000000a"]["state"] == "succeeded" and runs["a0000000000a"]["final/mIoU_pct"] == 43.21
+    assert runs["b0000000000b"]["val/mIoU_pct"] == 25.0 and runs["b0000000000b"]["final/mIoU_pct"] is None
+    assert "final/mIoU" not in runs["a0000000000a"]  # one unit: percent, labelled in the key
     assert runs["c0000000000c"]["reason"] == "crashed" and runs["c0000000000c"]["exit_code"] == 1
     assert runs["b0000000000b"]["cells"] == [{"figure": "3"}, {"series": "II", "table": "vi"}]
 
@@ -206,8 +207,8 @@ def test_status_runs_fits_a_narrow_terminal(db):
     lines = text.splitlines()
     assert all(len(line) <= 80 for line in lines), text
     assert lines[3].split()[:2] == ["RUN", "SPEC"]
-    # 80 columns leave 30 for SPEC and CELL together: the widest is shortened first.
-    assert lines[4] == "b0000000000b  imacsr M=2 i…  running      1/2  25.0  12s  -        figure=3; se…"
-    assert lines[-1].startswith("a0000000000a  conventional…  succeeded") and "deeplabv3plus" not in text
+    # 80 columns leave 26 for SPEC and CELL together (mIoU (%) takes 4 more): the widest is shortened first.
+    assert lines[4] == "b0000000000b  imacsr M=2…  running      1/2     25.00  12s  -        figure=3; …"
+    assert lines[-1].startswith("a0000000000a  convention…  succeeded") and "deeplabv3plus" not in text
     # Wide enough: the same table as in a pipe.
     assert wide == status_cli.render(store, "g1", True)

@@ -26,9 +26,10 @@ def test_cpu_slots_share_the_cores():
 
 
 def test_gpu_slots_per_gpu():
-    slots = plan_slots(gpus=["0", "1"], per_gpu=2)
+    slots = plan_slots(gpus=["0", "1"], per_gpu=2, cpu_count=8)
     assert [s.name for s in slots] == ["gpu0#0", "gpu0#1", "gpu1#2", "gpu1#3"]
-    assert slots[2].env() == {"CUDA_VISIBLE_DEVICES": "1"}
+    # Each GPU slot's data pipeline gets a quarter of the 8 cores (data.workers = -1).
+    assert slots[2].env() == {"CUDA_VISIBLE_DEVICES": "1", "IMACSR_THREADS": "2"}
     assert len(plan_slots(jobs=3, gpus=["0", "1"], per_gpu=2)) == 3
 
 

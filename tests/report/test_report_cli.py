@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from imacsr_cli.cli.app import app
@@ -21,7 +22,9 @@ def test_table_iv_markdown(report_db):
     lines = r.stdout.splitlines()
     assert lines[0].startswith("**Table IV: iMacSR against conventional training.**")
     assert "| DeepLabv3+ | Conventional | ours | 43.76 \u00b1 0.06 (n=3) | 50.40 \u00b1 0.06 (n=3) |" in r.stdout
-    assert "|  |  | gain | +9.19% | +11.67% | +15.72% | +9.59% |" in r.stdout
+    assert "|  |  | gain (rel.) | +9.19% | +11.67% | +15.72% | +9.59% |" in r.stdout
+    assert "|  |  | paper gain (pts) | +4.02 | +5.88 | +8.10 | +4.87 |" in r.stdout
+    assert "|  |  | verdict | supported | supported | supported | supported |" in r.stdout
     assert "\u2013 (1 running, 1 queued)" in r.stdout and "\u2013 (not in grid table_iv)" in r.stdout
 
 
@@ -38,10 +41,10 @@ def test_json_has_run_ids_per_cell(report_db):
     r = run("--table", "iv", "--format", "json", "--db", url)
     doc = json.loads(r.stdout)
     cell = next(c for c in doc["cells"] if c["cell"] == "DeepLabv3+/Conventional/cityscapes" and c["metric"] == "mF1")
-    assert cell["run_ids"] == ids[("city", "conventional")] and cell["mean"] == 50.4
+    assert cell["run_ids"] == ids[("city", "conventional")] and cell["mean_pct"] == 50.4
     r = run("--all", "--format", "json", "--db", url)
     doc = json.loads(r.stdout)
-    assert [t["table"] for t in doc["tables"]] == ["iv", "vi"] and [f["figure"] for f in doc["figures"]] == ["3", "4"]
+    assert [t["table"] for t in doc["tables"]] == ["iv", "iv-paper", "vi"] and [f["figure"] for f in doc["figures"]] == ["3", "4"]
 
 
 def test_all_with_out_writes_every_file(report_db, tmp_path):
@@ -49,7 +52,9 @@ def test_all_with_out_writes_every_file(report_db, tmp_path):
     out = tmp_path / "rep"
     r = run("--all", "--db", url, "--out", str(out))
     assert r.exit_code == 0, r.stderr
-    names = ["table_iv.md", "table_iv.tex", "table_iv.csv", "table_iv.json", "table_vi.md", "table_vi.tex",
+    names = ["table_iv.md", "table_iv.tex", "table_iv.csv", "table_iv.json",
+             "table_iv_paper.md", "table_iv_paper.tex", "table_iv_paper.csv", "table_iv_paper.json",
+             "table_vi.md", "table_vi.tex",
              "table_vi.csv", "table_vi.json", "fig3.png", "fig3.pdf", "fig3.csv", "fig4.png", "fig4.pdf", "fig4.csv"]
     lines = r.stdout.splitlines()
     assert lines[:len(names)] == [f"wrote {out / n}" for n in names]
@@ -101,6 +106,8 @@ def test_usage_errors(report_db, tmp_path):
     url, _ = report_db
     r = run("--db", url)
     assert r.exit_code == 2 and "say what to report" in r.stderr
+    r = run("--paper", "--figure", "3")
+    assert r.exit_code == 2 and "--paper shows the paper's Table IV alone" in r.stderr
     assert run("--table", "v", "--db", url).exit_code == 2
     assert run("--table", "iv", "--format", "html", "--db", url).exit_code == 2
     r = run("--table", "iv", "--db", str(tmp_path / "none.db"))
@@ -109,3 +116,24 @@ def test_usage_errors(report_db, tmp_path):
     assert r.exit_code == 2 and "no grid 'nope'" in r.stderr
     r = run("--all", "--explain", "x", "--db", url)
     assert r.exit_code == 2 and "--explain needs exactly one of --table or --figure" in r.stderr
+
+
+def test_the_papers_table_iv_needs_no_database(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no results/imacsr.db here
+    monkeypatch.delenv("IMACSR_DB", raising=False)
+    r = run("--table", "iv", "--paper", "--format", "md")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.startswith("**Table IV as published in the paper.**")
+    assert "| DeepLabv3+ | Conventional | paper | 43.76 | 50.40 | 51.54 | 50.77 | 76.02 |" in r.stdout
+    assert "| SeaFormer | Conventional | paper | 27.40 |" in r.stdout
+    assert "|  |  | gain (pts) | +4.02 | +5.88 | +8.10 | +4.87 | +0.11 |" in r.stdout
+    assert "|  |  | gain (rel.) | +9.19% | +11.67% | +15.72% | +9.59% | +0.14% |" in r.stdout
+    assert not (tmp_path / "results").exists()
+    r = run("--paper", "--format", "json")
+    doc = json.loads(r.stdout)
+    assert doc["table"] == "iv-paper" and len(doc["cells"]) == 72
+    cell = next(c for c in doc["cells"] if (c["model"], c["method"], c["dataset"], c["metric"]) ==
+                ("topformer", "imacsr", "synthiasf", "mRecall"))
+    assert cell["value_pct"] == 33.20 and cell["gain_pts"] == pytest.approx(0.21)
+    r = run("--paper", "--out", str(tmp_path / "rep"))
+    assert r.exit_code == 0 and (tmp_path / "rep" / "table_iv_paper.tex").exists()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
 from imacsr_cli import report
-from imacsr_cli.report import tables
+from imacsr_cli.report import paper, stats, tables
 from imacsr_cli.report.frames import MixedCellError
 
 from reportdb import PAPER_SHIFT, spec
@@ -119,7 +120,9 @@ def test_table_vi_cells_best_marks_and_findings(report_db):
     assert c["cell"] == "DeepLabv3+/synthetic/II/central"
     assert list(f[f["best"]]["position"]) == ["input", "input", "input"]
     verdicts = dict(zip(t.findings["finding"], t.findings["verdict"]))
-    assert verdicts == {"VI-I": "agrees", "VI-II": "agrees", "VI-III": "disagrees"}
+    # the fixture's seeds differ by the same 0.2 points in every cell: the paired differences are
+    # exact, so every difference is significant; VI-III: central rises from I to II, falls to III
+    assert verdicts == {"VI-I": "supported", "VI-II": "supported", "VI-III": "contradicted"}
     assert report.render(t, "md") == VI_MD
     assert report.render(t, "latex") == VI_TEX
 
@@ -143,29 +146,105 @@ def test_an_empty_cell_names_fitting_runs_labelled_for_other_studies(filler):
     assert _cell(f, num_points=1, position="output", metric="mIoU")["missing"] == "not in any grid"
 
 
-def test_table_vi_findings_on_partial_and_close_data():
+def _vi_frame(vals: dict, spread: float = 0.1, seeds: int = 3) -> "pd.DataFrame":
+    """A Table VI cell frame: each cell's seeds 0, 1, ... at its mean plus seeded noise of sd
+    ``spread`` (independent per cell, so pairing by seed removes nothing)."""
+    import numpy as np
     import pandas as pd
 
-    def frame(vals: dict, std: float = 0.1, n: int = 2) -> pd.DataFrame:
-        rows = [{"model": "m", "dataset": "d", "num_points": k, "position": p, "metric": "mIoU",
-                 "mean": v, "std": std, "n": n} for (k, p), v in vals.items()]
-        return pd.DataFrame(rows, columns=["model", "dataset", "num_points", "position", "metric", "mean",
-                                           "std", "n"])
+    rng = np.random.default_rng(0)
+    rows = []
+    for (k, p), v in vals.items():
+        values = tuple(float(x) for x in v + spread * rng.standard_normal(seeds))
+        rows.append({"model": "m", "dataset": "d", "num_points": k, "position": p, "metric": "mIoU",
+                     "mean": float(np.mean(values)), "n": seeds, "values": values, "seeds": tuple(range(seeds))})
+    return pd.DataFrame(rows, columns=["model", "dataset", "num_points", "position", "metric", "mean", "n", "values",
+                                       "seeds"])
 
-    full = {(1, "input"): 50, (1, "central"): 48, (1, "output"): 49, (2, "input"): 51, (2, "central"): 49,
-            (2, "output"): 47, (3, "input"): 52, (3, "central"): 50, (3, "output"): 45}
-    v = dict(zip(*tables.check_table_vi(frame(full), "mIoU")[["finding", "verdict"]].T.values))
-    assert v == {"VI-I": "agrees", "VI-II": "agrees", "VI-III": "agrees"}
-    v = dict(zip(*tables.check_table_vi(frame(full, std=5.0), "mIoU")[["finding", "verdict"]].T.values))
-    assert v["VI-I"] == "agrees (within the seeds' spread)"
-    partial = {k: x for k, x in full.items() if k != (3, "central")}
-    v = dict(zip(*tables.check_table_vi(frame(partial), "mIoU")[["finding", "verdict"]].T.values))
-    assert v == {"VI-I": "agrees where measured", "VI-II": "agrees", "VI-III": "agrees where measured"}
-    v = dict(zip(*tables.check_table_vi(frame({}), "mIoU")[["finding", "verdict"]].T.values))
-    assert set(v.values()) == {"cannot tell"}
-    close = {**full, (1, "central"): 50.05}
-    v = dict(zip(*tables.check_table_vi(frame(close), "mIoU")[["finding", "verdict"]].T.values))
-    assert v["VI-I"] == "disagrees (within the seeds' spread)"
+
+VI_FULL = {(1, "input"): 50, (1, "central"): 48, (1, "output"): 49, (2, "input"): 51, (2, "central"): 49,
+           (2, "output"): 47, (3, "input"): 52, (3, "central"): 50, (3, "output"): 45}
+
+
+def _vi_verdicts(frame) -> dict[str, str]:
+    f = tables.check_table_vi(frame, "mIoU")
+    return dict(zip(f["finding"], f["verdict"]))
+
+
+def test_table_vi_findings_are_holm_families_of_t_tests():
+    # clear differences (1-7 points) at a spread of 0.1: every comparison holds
+    assert _vi_verdicts(_vi_frame(VI_FULL)) == {"VI-I": "supported", "VI-II": "supported", "VI-III": "supported"}
+    # the same means at a spread of 5 points: nothing can be told, and the output says what could
+    wide = _vi_verdicts(_vi_frame(VI_FULL, spread=5.0))
+    assert set(wide.values()) == {"inconclusive"}
+    stats_text = tables.check_table_vi(_vi_frame(VI_FULL, spread=5.0), "mIoU")["statistics"][0]
+    assert stats_text.startswith("inconclusive (Holm-corrected over 6 comparisons, \u03b1 = 0.05); I input vs central: ")
+    assert "could have detected" in stats_text and "seeds per arm" in stats_text
+    # a missing cell: its comparisons have no spread, so VI-I cannot be supported, and says why
+    partial = {k: x for k, x in VI_FULL.items() if k != (3, "central")}
+    v = _vi_verdicts(_vi_frame(partial))
+    assert v == {"VI-I": "no spread yet: run \u2265 2 seeds", "VI-II": "supported",
+                 "VI-III": "no spread yet: run \u2265 2 seeds"}
+    # a significant reversal settles "in every series" even with a cell missing
+    flipped = {**partial, (1, "central"): 55}
+    assert _vi_verdicts(_vi_frame(flipped))["VI-I"] == "contradicted"
+    assert set(_vi_verdicts(_vi_frame({})).values()) == {"no spread yet: run \u2265 2 seeds"}
+    # one seed per cell: never "disagrees", always the same words as the figures use
+    one = _vi_frame(VI_FULL, seeds=1)
+    assert set(_vi_verdicts(one).values()) == {"no spread yet: run \u2265 2 seeds"}
+
+
+def test_a_family_adjusts_its_p_values_by_holm():
+    comps = [stats.compare([50.0 + d, 51.0 + d, 52.5 + d], [50.0, 51.5, 52.0], label=str(d)) for d in (0.5, 1.5, 3.0)]
+    fam = stats.family(comps)
+    raw = [c.p for c in comps]
+    # by hand: the k-th smallest (k = 0, 1, 2) times 3 - k, kept non-decreasing, capped at 1
+    order = sorted(range(3), key=lambda i: raw[i])
+    want, run = [0.0] * 3, 0.0
+    for k, i in enumerate(order):
+        run = max(run, min(1.0, raw[i] * (3 - k)))
+        want[i] = run
+    assert [c.p_adj for c in fam.comparisons] == pytest.approx(want)
+    assert all(c.family_size == 3 for c in fam.comparisons)
+    assert fam.describe().startswith(f"{fam.verdict} (Holm-corrected over 3 comparisons")
+
+
+def test_table_iv_cell_test_by_hand(filler):
+    url, fill = filler
+    iv = {"table": "iv"}
+    for seed, (c, i) in enumerate(((0.30, 0.33), (0.31, 0.345))):
+        fill.add("g", spec("synthetic", "conventional", seed), iv, v=c)
+        fill.add("g", spec("synthetic", "imacsr", seed), iv, v=i)
+    t = report.table_iv(db=url, grid="g")
+    r = _cell(t.frame, method="imacsr", dataset="synthetic", metric="mIoU")
+    # shared seeds 0, 1: paired; differences 3.0 and 3.5 points, mean 3.25, se 0.25, t = 13, df = 1,
+    # where the two-sided p is 1 - (2 / pi) atan(13) and t(0.975, 1) = 12.7062
+    assert r["test"] == "paired t" and r["n_conventional"] == 2 and r["n"] == 2
+    assert r["gain_pts"] == pytest.approx(3.25)
+    assert r["p"] == pytest.approx(1 - 2 / math.pi * math.atan(13))
+    assert (r["gain_low"], r["gain_high"]) == (pytest.approx(3.25 - 12.7062 * 0.25, abs=1e-4),
+                                               pytest.approx(3.25 + 12.7062 * 0.25, abs=1e-4))
+    assert r["verdict"] == "supported"  # p = 0.049
+    assert math.isnan(r["paper_gain_pts"])  # no published value for the synthetic data
+    [row] = t.findings[(t.findings["metric"] == "mIoU")].itertuples()
+    assert row.statistics == ("DeepLabv3+/synthetic mIoU: iMacSR vs Conventional: +3.25 points "
+                              "[95% CI +0.07, +6.43], p = 0.049 (paired t), n = 2/2: supported")
+
+
+def test_table_iv_claims_the_papers_own_direction():
+    """SeaFormer on SynthiaSF: the paper's iMacSR is 0.54 worse; the test is of that claim."""
+    import pandas as pd
+
+    def rows(method, mean):
+        return {"model": "seaformer", "method": method, "dataset": "synthiasf", "metric": "mIoU", "mean": mean,
+                "n": 3, "values": (mean - 0.1, mean, mean + 0.1), "seeds": (0, 1, 2),
+                "paper": paper.table_iv_value("seaformer", method, "synthiasf", "mIoU")}
+
+    frame = pd.DataFrame([rows("conventional", 24.74), rows("imacsr", 24.20)])
+    [f] = tables._iv_comparisons(frame).itertuples()
+    assert f.verdict == "supported" and f.claim.startswith("conventional training beats iMacSR")
+    assert f.paper == "-0.54 points"
+    assert "the paper's" not in f.statistics  # supported: no power note
 
 
 def test_csv_and_json_carry_run_ids(report_db):
@@ -174,7 +253,9 @@ def test_csv_and_json_carry_run_ids(report_db):
     url, ids = report_db
     t = report.table_iv(db=url, grid="table_iv")
     csv = report.render(t, "csv").splitlines()
-    assert csv[0].startswith("table,convention,model,method,dataset,cell,metric,mean,std,n,run_ids,seeds,missing")
+    assert csv[0].startswith("table,convention,model,method,dataset,cell,metric,mean_pct,std_pct,n,run_ids,seeds,"
+                             "values_pct,missing,pending,code_versions,paper_pct,diff_pts,gain_rel_pct,paper_gain_rel_pct,gain_pts,"
+                             "gain_low_pts,gain_high_pts,p,test,n_conventional,paper_gain_pts,verdict")
     assert " ".join(ids[("city", "imacsr")]) in "\n".join(csv)
     doc = json.loads(report.render(t, "json"))
     cell = next(c for c in doc["cells"] if c["cell"] == "DeepLabv3+/iMacSR/cityscapes" and c["metric"] == "mIoU")
@@ -182,11 +263,14 @@ def test_csv_and_json_carry_run_ids(report_db):
     assert doc["convention_text"] == "dataset-level confusion matrix"
     assert "Table IV" in doc["paper_source"]
     gone = next(c for c in doc["cells"] if c["cell"] == "DeepLabv3+/iMacSR/synthiasf")
-    assert gone["mean"] is None and gone["missing"] == "not in grid table_iv"
+    assert gone["mean_pct"] is None and gone["missing"] == "not in grid table_iv"
+    assert cell["mean_pct"] == pytest.approx(47.78) and cell["values_pct"] == pytest.approx([47.68, 47.78, 47.88])
+    assert cell["gain_pts"] == pytest.approx(4.02) and cell["test"] == "paired t" and cell["verdict"] == "supported"
+    assert doc["unit"].startswith("metrics in percent (_pct)")
 
 
 SMALL_MD = """\
-**Table IV: iMacSR against conventional training.** Ours (mean ± std over seeds, n runs) beside the published values of the paper's Table IV. Metrics in %, dataset-level confusion matrix (the paper: per-image average, eq. (13)). Δ = ours − paper, in points; gain = (iMacSR − Conventional) / Conventional, as the paper computes it.
+**Table IV: iMacSR against conventional training.** Ours (mean ± std over seeds, n runs) beside the published values of the paper's Table IV. Metrics in %, dataset-level confusion matrix (the paper: per-image average, eq. (13)). Δ = ours − paper, in points. Gain in points: iMacSR − Conventional with its 95% confidence interval (paired t-test over shared seeds, else Welch's); relative gain = (iMacSR − Conventional) / Conventional, as the paper computes it. Verdict on the paper's direction at α = 0.05: supported, contradicted or inconclusive.
 
 | Model | Method |  | Cityscapes mIoU | Cityscapes mF1 | Cityscapes mPrecision | Cityscapes mRecall | Synthetic mIoU | Synthetic mF1 | Synthetic mPrecision | Synthetic mRecall |
 | --- | --- | --- | --: | --: | --: | --: | --: | --: | --: | --: |
@@ -196,19 +280,33 @@ SMALL_MD = """\
 |  | iMacSR | ours | – (not in grid g) | – (not in grid g) | – (not in grid g) | – (not in grid g) | 33.00 ± – (n=1) | 38.00 ± – (n=1) | 39.00 ± – (n=1) | 37.00 ± – (n=1) |
 |  |  | paper | 47.78 | 56.28 | 59.64 | 55.64 | – | – | – | – |
 |  |  | Δ | – | – | – | – | – | – | – | – |
-|  |  | gain | – | – | – | – | +8.20% | +7.04% | +6.85% | +7.25% |
-|  |  | paper gain | +9.19% | +11.67% | +15.72% | +9.59% | – | – | – | – |
+|  |  | gain (pts, 95% CI) | – | – | – | – | +2.50 | +2.50 | +2.50 | +2.50 |
+|  |  | paper gain (pts) | +4.02 | +5.88 | +8.10 | +4.87 | – | – | – | – |
+|  |  | gain (rel.) | – | – | – | – | +8.20% | +7.04% | +6.85% | +7.25% |
+|  |  | paper gain (rel.) | +9.19% | +11.67% | +15.72% | +9.59% | – | – | – | – |
+|  |  | verdict | no spread yet: run ≥ 2 seeds | no spread yet: run ≥ 2 seeds | no spread yet: run ≥ 2 seeds | no spread yet: run ≥ 2 seeds | no spread yet: run ≥ 2 seeds | no spread yet: run ≥ 2 seeds | no spread yet: run ≥ 2 seeds | no spread yet: run ≥ 2 seeds |
+
+iMacSR against conventional training, cell by cell (each its own test):
+
+- DeepLabv3+/cityscapes mIoU: iMacSR vs Conventional: n = 0/0: no spread yet: run ≥ 2 seeds.
+- DeepLabv3+/cityscapes mF1: iMacSR vs Conventional: n = 0/0: no spread yet: run ≥ 2 seeds.
+- DeepLabv3+/cityscapes mPrecision: iMacSR vs Conventional: n = 0/0: no spread yet: run ≥ 2 seeds.
+- DeepLabv3+/cityscapes mRecall: iMacSR vs Conventional: n = 0/0: no spread yet: run ≥ 2 seeds.
+- DeepLabv3+/synthetic mIoU: iMacSR vs Conventional: +2.50 points (no interval), n = 1/2: no spread yet: run ≥ 2 seeds.
+- DeepLabv3+/synthetic mF1: iMacSR vs Conventional: +2.50 points (no interval), n = 1/2: no spread yet: run ≥ 2 seeds.
+- DeepLabv3+/synthetic mPrecision: iMacSR vs Conventional: +2.50 points (no interval), n = 1/2: no spread yet: run ≥ 2 seeds.
+- DeepLabv3+/synthetic mRecall: iMacSR vs Conventional: +2.50 points (no interval), n = 1/2: no spread yet: run ≥ 2 seeds.
 
 - Runs: grid g; those its grids label for Table IV (table = "iv").
 - The paper's values are its eq. (13) per-image averages; ours here are dataset-level, so Δ compares two conventions (--convention paper shows ours under eq. (13)).
 - Synthetic: not in the paper, so no published value (–).
-- std –: a single seed gives no spread.
+- std –: a single seed gives no spread, so its comparisons say “no spread yet: run ≥ 2 seeds”.
 """
 
 SMALL_TEX = """\
 \\begin{table*}[t]
 \\centering
-\\caption{Ours (mean $\\pm$ std over seeds, n runs) beside the published values of the paper's Table IV. Metrics in \\%, dataset-level confusion matrix (the paper: per-image average, eq. (13)). $\\Delta$ = ours $-$ paper, in points; gain = (iMacSR $-$ Conventional) / Conventional, as the paper computes it.}
+\\caption{Ours (mean $\\pm$ std over seeds, n runs) beside the published values of the paper's Table IV. Metrics in \\%, dataset-level confusion matrix (the paper: per-image average, eq. (13)). $\\Delta$ = ours $-$ paper, in points. Gain in points: iMacSR $-$ Conventional with its 95\\% confidence interval (paired t-test over shared seeds, else Welch's); relative gain = (iMacSR $-$ Conventional) / Conventional, as the paper computes it. Verdict on the paper's direction at α = 0.05: supported, contradicted or inconclusive.}
 \\label{tab:imacsr-iv}
 \\scriptsize
 \\setlength{\\tabcolsep}{3pt}
@@ -224,15 +322,26 @@ DeepLabv3+ & Conventional & ours & -- (1 queued) & -- (1 queued) & -- (1 queued)
  & iMacSR & ours & -- (not in grid g) & -- (not in grid g) & -- (not in grid g) & -- (not in grid g) & 33.00 $\\pm$ -- (n=1) & 38.00 $\\pm$ -- (n=1) & 39.00 $\\pm$ -- (n=1) & 37.00 $\\pm$ -- (n=1) \\\\
  &  & paper & 47.78 & 56.28 & 59.64 & 55.64 & -- & -- & -- & -- \\\\
  &  & $\\Delta$ & -- & -- & -- & -- & -- & -- & -- & -- \\\\
- &  & gain & -- & -- & -- & -- & +8.20\\% & +7.04\\% & +6.85\\% & +7.25\\% \\\\
- &  & paper gain & +9.19\\% & +11.67\\% & +15.72\\% & +9.59\\% & -- & -- & -- & -- \\\\
+ &  & gain (pts, 95\\% CI) & -- & -- & -- & -- & +2.50 & +2.50 & +2.50 & +2.50 \\\\
+ &  & paper gain (pts) & +4.02 & +5.88 & +8.10 & +4.87 & -- & -- & -- & -- \\\\
+ &  & gain (rel.) & -- & -- & -- & -- & +8.20\\% & +7.04\\% & +6.85\\% & +7.25\\% \\\\
+ &  & paper gain (rel.) & +9.19\\% & +11.67\\% & +15.72\\% & +9.59\\% & -- & -- & -- & -- \\\\
+ &  & verdict & no spread yet: run ≥ 2 seeds & no spread yet: run ≥ 2 seeds & no spread yet: run ≥ 2 seeds & no spread yet: run ≥ 2 seeds & no spread yet: run ≥ 2 seeds & no spread yet: run ≥ 2 seeds & no spread yet: run ≥ 2 seeds & no spread yet: run ≥ 2 seeds \\\\
 \\bottomrule
 \\end{tabular}
 \\end{table*}
 % Runs: grid g; those its grids label for Table IV (table = "iv").
 % The paper's values are its eq. (13) per-image averages; ours here are dataset-level, so Δ compares two conventions (--convention paper shows ours under eq. (13)).
 % Synthetic: not in the paper, so no published value (–).
-% std –: a single seed gives no spread.
+% std –: a single seed gives no spread, so its comparisons say “no spread yet: run ≥ 2 seeds”.
+% IV DeepLabv3+/cityscapes (mIoU): no spread yet: run ≥ 2 seeds; – (n=0) vs – (n=0); DeepLabv3+/cityscapes mIoU: iMacSR vs Conventional: n = 0/0: no spread yet: run ≥ 2 seeds
+% IV DeepLabv3+/cityscapes (mF1): no spread yet: run ≥ 2 seeds; – (n=0) vs – (n=0); DeepLabv3+/cityscapes mF1: iMacSR vs Conventional: n = 0/0: no spread yet: run ≥ 2 seeds
+% IV DeepLabv3+/cityscapes (mPrecision): no spread yet: run ≥ 2 seeds; – (n=0) vs – (n=0); DeepLabv3+/cityscapes mPrecision: iMacSR vs Conventional: n = 0/0: no spread yet: run ≥ 2 seeds
+% IV DeepLabv3+/cityscapes (mRecall): no spread yet: run ≥ 2 seeds; – (n=0) vs – (n=0); DeepLabv3+/cityscapes mRecall: iMacSR vs Conventional: n = 0/0: no spread yet: run ≥ 2 seeds
+% IV DeepLabv3+/synthetic (mIoU): no spread yet: run ≥ 2 seeds; 33.00 (n=1) vs 30.50 (n=2); DeepLabv3+/synthetic mIoU: iMacSR vs Conventional: +2.50 points (no interval), n = 1/2: no spread yet: run ≥ 2 seeds
+% IV DeepLabv3+/synthetic (mF1): no spread yet: run ≥ 2 seeds; 38.00 (n=1) vs 35.50 (n=2); DeepLabv3+/synthetic mF1: iMacSR vs Conventional: +2.50 points (no interval), n = 1/2: no spread yet: run ≥ 2 seeds
+% IV DeepLabv3+/synthetic (mPrecision): no spread yet: run ≥ 2 seeds; 39.00 (n=1) vs 36.50 (n=2); DeepLabv3+/synthetic mPrecision: iMacSR vs Conventional: +2.50 points (no interval), n = 1/2: no spread yet: run ≥ 2 seeds
+% IV DeepLabv3+/synthetic (mRecall): no spread yet: run ≥ 2 seeds; 37.00 (n=1) vs 34.50 (n=2); DeepLabv3+/synthetic mRecall: iMacSR vs Conventional: +2.50 points (no interval), n = 1/2: no spread yet: run ≥ 2 seeds
 """
 
 VI_MD = """\
@@ -246,9 +355,19 @@ VI_MD = """\
 
 Paper's findings (Section IV-C-2) against ours:
 
-- VI-I: “(I) For each of these three series, the case of “Close-to-Input-Layer” consistently outperforms cases of “Close-to-Central-Layer” and “Close-to-Output-Layer”.” — ours (mIoU): **agrees**; I: input 45.10, central 43.10, output 44.10; II: input 46.10, central 43.60, output 42.10; III: input 47.10, central 43.30, output 41.10.
-- VI-II: “(II) Across all three series, as the number of intermediate points increases, the performance of the case of “Close-to-Output-Layer” progressively deteriorates.” — ours (mIoU): **agrees**; output: I 44.10, II 42.10, III 41.10.
-- VI-III: “(III) Across all three series, increasing the number of intermediate points consistently improves the performance of the case of “Close-to-Central-Layer”.” — ours (mIoU): **disagrees**; central: I 43.10, II 43.60, III 43.30.
+- VI-I: “(I) For each of these three series, the case of “Close-to-Input-Layer” consistently outperforms cases of “Close-to-Central-Layer” and “Close-to-Output-Layer”.” — ours (mIoU): **supported (Holm-corrected over 6 comparisons, α = 0.05)**; I: input 45.10 (n=2), central 43.10 (n=2), output 44.10 (n=2); II: input 46.10 (n=2), central 43.60 (n=2), output 42.10 (n=2); III: input 47.10 (n=2), central 43.30 (n=2), output 41.10 (n=2).
+  - I input vs central: +2.00 points [95% CI +2.00, +2.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
+  - I input vs output: +1.00 points [95% CI +1.00, +1.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
+  - II input vs central: +2.50 points [95% CI +2.50, +2.50], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
+  - II input vs output: +4.00 points [95% CI +4.00, +4.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
+  - III input vs central: +3.80 points [95% CI +3.80, +3.80], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
+  - III input vs output: +6.00 points [95% CI +6.00, +6.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
+- VI-II: “(II) Across all three series, as the number of intermediate points increases, the performance of the case of “Close-to-Output-Layer” progressively deteriorates.” — ours (mIoU): **supported (Holm-corrected over 2 comparisons, α = 0.05)**; output: I 44.10 (n=2), II 42.10 (n=2), III 41.10 (n=2).
+  - output I vs II: +2.00 points [95% CI +2.00, +2.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
+  - output II vs III: +1.00 points [95% CI +1.00, +1.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
+- VI-III: “(III) Across all three series, increasing the number of intermediate points consistently improves the performance of the case of “Close-to-Central-Layer”.” — ours (mIoU): **contradicted (Holm-corrected over 2 comparisons, α = 0.05)**; central: I 43.10 (n=2), II 43.60 (n=2), III 43.30 (n=2).
+  - central II vs I: +0.50 points [95% CI +0.50, +0.50], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
+  - central III vs II: -0.30 points [95% CI -0.30, -0.30], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: contradicted
 
 - Runs: grid vi; those its grids label for Table VI (table = "vi").
 - The paper's Table VI is an image whose numbers its text does not give: its findings (Section IV-C-2) are stated with our verdict on each.
@@ -272,7 +391,7 @@ III (3 points) & \\textbf{47.10 $\\pm$ 0.14 (n=2)} & 43.30 $\\pm$ 0.14 (n=2) & 4
 \\end{table}
 % Runs: grid vi; those its grids label for Table VI (table = "vi").
 % The paper's Table VI is an image whose numbers its text does not give: its findings (Section IV-C-2) are stated with our verdict on each.
-% VI-I (mIoU): agrees; I: input 45.10, central 43.10, output 44.10; II: input 46.10, central 43.60, output 42.10; III: input 47.10, central 43.30, output 41.10
-% VI-II (mIoU): agrees; output: I 44.10, II 42.10, III 41.10
-% VI-III (mIoU): disagrees; central: I 43.10, II 43.60, III 43.30
+% VI-I (mIoU): supported; I: input 45.10 (n=2), central 43.10 (n=2), output 44.10 (n=2); II: input 46.10 (n=2), central 43.60 (n=2), output 42.10 (n=2); III: input 47.10 (n=2), central 43.30 (n=2), output 41.10 (n=2); supported (Holm-corrected over 6 comparisons, α = 0.05); I input vs central: +2.00 points [95% CI +2.00, +2.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported; I input vs output: +1.00 points [95% CI +1.00, +1.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported; II input vs central: +2.50 points [95% CI +2.50, +2.50], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported; II input vs output: +4.00 points [95% CI +4.00, +4.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported; III input vs central: +3.80 points [95% CI +3.80, +3.80], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported; III input vs output: +6.00 points [95% CI +6.00, +6.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
+% VI-II (mIoU): supported; output: I 44.10 (n=2), II 42.10 (n=2), III 41.10 (n=2); supported (Holm-corrected over 2 comparisons, α = 0.05); output I vs II: +2.00 points [95% CI +2.00, +2.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported; output II vs III: +1.00 points [95% CI +1.00, +1.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
+% VI-III (mIoU): contradicted; central: I 43.10 (n=2), II 43.60 (n=2), III 43.30 (n=2); contradicted (Holm-corrected over 2 comparisons, α = 0.05); central II vs I: +0.50 points [95% CI +0.50, +0.50], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported; central III vs II: -0.30 points [95% CI -0.30, -0.30], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: contradicted
 """

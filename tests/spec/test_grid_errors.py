@@ -13,7 +13,7 @@ CASES = [
     ("toml_syntax", '[grid]\nname = "x\n',
      "{f}: TOML syntax error: Illegal character '\\n' (at line 2, column 10)"),
     ("unknown_table", BASE + '[sweeps]\n"points.count" = [1]\n',
-     "{f}: unknown table 'sweeps'; expected one of grid, base, sweep, zip, block, include, exclude"),
+     "{f}: unknown table 'sweeps'; expected one of grid, base, sweep, zip, block, include, exclude, slurm"),
     ("unknown_grid_key", '[grid]\ntitel = "x"\n' + BASE,
      "{f} [grid]: unknown key 'titel'; expected one of name, title, reproduces, description, seeds, labels"),
     ("unknown_key", BASE + '[sweep]\n"points.cnt" = [1, 2]\n',

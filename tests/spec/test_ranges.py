@@ -50,7 +50,7 @@ def test_every_numeric_key_has_a_range_and_no_other_key_does():
     ("data.num_train", "1000000000000000", "expected an integer in [0, 10000000], got 1000000000000000"),
     ("data.train_size", "[100000, 100000]",
      "expected an integer of pixels in [0, 8192] for each value, got 100000"),
-    ("data.workers", "1000000", "expected an integer in [0, 256], got 1000000"),
+    ("data.workers", "1000000", "expected an integer in [-1, 256], got 1000000"),
     ("data.scale_range", "[0.5, inf]", "expected a number in [0, 16] for each value, got inf"),
     ("train.epochs", "100000000000000000000", "expected an integer in [1, 100000], got 100000000000000000000"),
     ("train.epochs", "0", "expected an integer in [1, 100000], got 0"),

@@ -1,4 +1,5 @@
-"""Several real processes on one SQLite file: atomic claims, and readers never blocked by a writer."""
+"""Several real processes on one database (SQLite file or PostgreSQL): atomic claims, readers never
+blocked by a writer; on SQLite a second writer waits for the write lock."""
 
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ CLAIMER = textwrap.dedent("""
 """)
 
 
-def test_processes_never_share_a_run(tmp_path):
-    url = str(tmp_path / "imacsr.db")
+def test_processes_never_share_a_run(tmp_path, db_url):
+    url = db_url
     with Store.open(url) as store:
         store.enqueue("g", rows(300))
     flags = tmp_path / "flags"
@@ -80,6 +81,7 @@ def test_processes_never_share_a_run(tmp_path):
 
 WRITER = textwrap.dedent("""
     import os, sys, time
+    from sqlalchemy import text
     from imacsr_cli.store import Store
     url, flags = sys.argv[1], sys.argv[2]
     store = Store.open(url)
@@ -87,7 +89,7 @@ WRITER = textwrap.dedent("""
     print(run.run_id, flush=True)
     for epoch in range(1, 4):
         with store._write() as conn:  # hold the write lock until the readers have read under it
-            conn.exec_driver_sql("UPDATE runs SET heartbeat_at = heartbeat_at WHERE run_id = ?", (run.run_id,))
+            conn.execute(text("UPDATE runs SET heartbeat_at = heartbeat_at WHERE run_id = :r"), {"r": run.run_id})
             open(os.path.join(flags, f"held-{epoch}"), "w").close()
             while not os.path.exists(os.path.join(flags, f"read-{epoch}")):
                 time.sleep(0.005)
@@ -96,11 +98,11 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_reader_is_never_blocked_by_a_writer(tmp_path):
+def test_reader_is_never_blocked_by_a_writer(tmp_path, db_url):
     """Each read is made while another process holds the write lock, and that process waits for the
     read to end before it commits: a reader that waited for the writer would never finish (it would
     fail with "database is locked" after the busy timeout)."""
-    url = str(tmp_path / "imacsr.db")
+    url = db_url
     flags = tmp_path / "flags"
     flags.mkdir()
     with Store.open(url) as store:
@@ -127,7 +129,7 @@ def test_reader_is_never_blocked_by_a_writer(tmp_path):
         assert store.plan("g")["succeeded"] == 1
 
 
-def test_second_writer_waits_instead_of_failing(tmp_path):
+def test_second_writer_waits_instead_of_failing(tmp_path):  # SQLite's write lock (BEGIN IMMEDIATE)
     """A claim made while another connection holds the write lock waits (busy timeout) and then sees
     what that transaction committed: the held run was cancelled in it, so the claim gets the other."""
     url = str(tmp_path / "imacsr.db")

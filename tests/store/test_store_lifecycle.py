@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import text
 from storehelp import rows, spec_dict
 
 from imacsr_cli.errors import NotFound, StoreError
@@ -180,7 +181,7 @@ def _four_owners(store, n_runs):
     stale = store.claim("stale", host="elsewhere", pid=13, grid="g")
     now = store._clock()
     with store._write() as conn:  # make one remote heartbeat old
-        conn.exec_driver_sql("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (now - 1000, stale.run_id))
+        conn.execute(text("UPDATE runs SET heartbeat_at = :t WHERE run_id = :r"), {"t": now - 1000, "r": stale.run_id})
     return (dead, alive, remote, stale), now
 
 

@@ -1,0 +1,148 @@
+"""Data-pipeline throughput: today's reader and paired transforms against the pre-issue-13 ones.
+
+    python benchmarks/data_pipeline.py                       # a fake Cityscapes tree at 2048×1024
+    python benchmarks/data_pipeline.py --root /data/cityscapes --workers 0 2
+
+The training set of a Cityscapes tree (by default a fake one at the native 2048×1024, written once to
+a temporary folder by ``imacsr data fake``) goes through the default Cityscapes training transform
+(random scale 0.5–2 of 512×1024, a 512×1024 crop, flip, ImageNet normalisation) and a DataLoader
+with 0, 1 and 2 workers; beside it, the time to decode the same PNG pairs alone (Pillow, as before,
+and libpng, as now). The pre-issue-13 pipeline is tests/data/legacy_pipeline.py.
+
+Configurations are interleaved: each round runs every one of them once (in alternating order) after
+one warm-up round that is not counted; the table shows the median images/s over the rounds with
+their min–max, and the ratio new / legacy at each worker count (median and min–max of the per-round
+ratios). The main process uses one torch thread, so "0 workers" is one core; DataLoader workers use
+one thread each. Sample k of a measurement is image k mod n at epoch 1 + k // n, so every image is
+seen with fresh augmentations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _legacy():
+    spec = importlib.util.spec_from_file_location("legacy_pipeline", ROOT / "tests" / "data" / "legacy_pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+class Flat:
+    """Sample k = dataset item k mod n at epoch 1 + k // n, through the new or the legacy pipeline."""
+
+    def __init__(self, dataset, count: int, legacy) -> None:
+        self.dataset, self.count, self.legacy = dataset, count, legacy
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, k: int):
+        n = len(self.dataset)
+        self.dataset.set_epoch(1 + k // n)
+        return self.legacy.getitem(self.dataset, k % n) if self.legacy else self.dataset[k % n]
+
+
+def pipeline(dataset, count: int, workers: int, legacy, batch: int) -> float:
+    """Images per second through a DataLoader, timed from the first batch to the last."""
+    from torch.utils.data import DataLoader
+
+    from imacsr_cli.data.registry import pad_collate
+
+    loader = DataLoader(Flat(dataset, count + batch, legacy), batch_size=batch, num_workers=workers,
+                        collate_fn=pad_collate)
+    it = iter(loader)
+    next(it)  # worker start-up is not part of the rate
+    t0 = time.perf_counter()
+    seen = sum(len(images) for images, _ in it)
+    return seen / (time.perf_counter() - t0)
+
+
+def decode(dataset, count: int, legacy) -> float:
+    """Pairs per second through the decoders alone (no transform)."""
+    import numpy as np
+    from PIL import Image
+
+    from imacsr_cli.data.labels import decode_rgb
+
+    t0 = time.perf_counter()
+    for k in range(count):
+        sample = dataset.samples[k % len(dataset)]
+        if legacy:
+            np.asarray(Image.open(sample.image).convert("RGB"))
+            np.asarray(Image.open(sample.label))
+        else:
+            decode_rgb(sample.image)
+            dataset.codec.read_raw(sample.label)
+    return count / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", help="a Cityscapes root; default: a fake tree at --size, written to a temp folder")
+    parser.add_argument("--size", default="2048x1024", help="W×H of the fake tree")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--images", type=int, default=12, help="images per measurement")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    import torch
+
+    from imacsr_cli.data import registry
+    from imacsr_cli.data.fake import write_fake
+    from imacsr_cli.spec import RunSpec, resolve
+
+    torch.set_num_threads(1)
+    tmp = None
+    root = args.root
+    if root is None:
+        tmp = tempfile.TemporaryDirectory(prefix="imacsr-bench-")
+        w, h = (int(v) for v in args.size.lower().split("x"))
+        root = write_fake("cityscapes", Path(tmp.name) / "cityscapes", size=(w, h)).root
+    spec = resolve(RunSpec.from_dict({"data": {"name": "cityscapes", "root": str(root)}}))
+    dataset = registry.build(spec.data, "train")
+    legacy = _legacy()
+    d = spec.data
+    print(f"cityscapes at {root}: {len(dataset)} training images; scale {d.scale_range[0]}–{d.scale_range[1]} of "
+          f"{d.eval_size[0]}×{d.eval_size[1]}, crop {d.train_size[0]}×{d.train_size[1]}, flip {d.hflip}; "
+          f"{args.images} images per measurement, batch {args.batch}, {args.rounds} rounds after 1 warm-up round",
+          flush=True)
+
+    configs = [("decode only", "legacy", None), ("decode only", "new", None)]
+    configs += [(f"pipeline, {w} workers", kind, w) for w in args.workers for kind in ("legacy", "new")]
+    rates: dict[tuple[str, str], list[float]] = {(label, kind): [] for label, kind, _ in configs}
+    for r in range(args.rounds + 1):
+        order = configs if r % 2 == 0 else configs[::-1]
+        for label, kind, workers in order:
+            old = legacy if kind == "legacy" else None
+            rate = (decode(dataset, args.images, old) if workers is None
+                    else pipeline(dataset, args.images, workers, old, args.batch))
+            if r:
+                rates[(label, kind)].append(rate)
+        if r:
+            print(f"round {r}: " + ", ".join(f"{label} {kind} {rates[(label, kind)][-1]:.2f}"
+                                             for label, kind, _ in configs), flush=True)
+
+    print(f"{'images/s (median, min–max)':<24} {'legacy (Pillow, before)':>26} {'new':>26} {'new / legacy':>24}")
+    for label in dict.fromkeys(label for label, _, _ in configs):
+        old, new = rates[(label, "legacy")], rates[(label, "new")]
+        ratio = [b / a for a, b in zip(old, new)]
+        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})" for v in (old, new, ratio)]
+        print(f"{label:<24} {cells[0]:>26} {cells[1]:>26} {cells[2]:>24}")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

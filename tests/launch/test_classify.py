@@ -46,11 +46,11 @@ def test_sigkill_from_outside_is_killed_retryable_and_blames_host_memory():
 
 
 def test_a_full_disk_requeues_and_a_foreign_result_fails():
-    full = classify(7, result_exists=False, end_event={"reason": "disk_full", "message": "disk full: no space"})
+    full = classify(7, result_exists=False, end_event=End(reason="disk_full", message="disk full: no space"))
     assert (full.verdict, full.reason) == ("requeue", "disk_full")
     assert full.message == "disk full: no space; it resumes from its last checkpoint once space is back"
     assert classify(7, result_exists=False).message.startswith("disk full")
-    bad = classify(8, result_exists=False, end_event={"reason": "bad_result", "message": "x/result.json is empty"})
+    bad = classify(8, result_exists=False, end_event=End(reason="bad_result", message="x/result.json is empty"))
     assert (bad.verdict, bad.reason, bad.message, bad.retryable) == ("failed", "bad_result", "x/result.json is empty",
                                                                     False)
 

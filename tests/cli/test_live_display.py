@@ -41,7 +41,7 @@ def test_it_fits_the_terminal_with_whole_headers(width):
     assert round(eta) == 1416
     assert lines[0].rstrip().endswith(" 4/24 done · ETA 23m36s")  # the bar and its text on one line
     assert lines[1] == "3 ok · 1 failed · 2 running here · 18 queued"
-    assert lines[2].split() == list(LIVE_COLUMNS)
+    assert lines[2].split() == [word for column in LIVE_COLUMNS for word in column.split()]  # "mIoU (%)" is two words
     # Epoch 1 of 2 in progress is "1/2"; a run whose epoch 1 ended (no heartbeat of epoch 2 yet) runs epoch 2.
     assert lines[3].split()[:7] == ["111111111111", "cpu#1", "1/2", "3/8", "1.234", "-", "2m53s"]
     assert lines[4].split()[:4] == ["222222222222", "cpu#2", "2/2", "-"]

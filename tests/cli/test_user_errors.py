@@ -262,7 +262,7 @@ def test_report_out_is_a_file_and_csv_of_several_tables(here):
                    "--out afile: is a file, expected a directory (the report writes one file per table and figure "
                    "into it)")
     one_line_error(invoke("report", "--all", "--format", "csv"),
-                   "--format csv prints one table, and this report has 4: give --out DIR (one .csv each) or one "
+                   "--format csv prints one table, and this report has 5: give --out DIR (one .csv each) or one "
                    "--table / --figure")
     one_line_error(invoke("report", "--table", "iv", "--out", "afile/sub"),
                    "--out afile/sub: cannot write there: afile is a file")

@@ -42,6 +42,8 @@ KILLED_MESSAGE = ("killed by SIGKILL, not by imacsr: host memory is the likely c
                   "killer sends SIGKILL; see `dmesg`), or someone ran kill -9")
 
 LOG_TAIL_LINES = 12
+TRACEBACK_HEAD = "Traceback (most recent call last):"
+TRACEBACK_MAX_LINES = 40  # the whole last traceback, up to this many lines
 
 
 @dataclass(frozen=True)
@@ -155,4 +157,10 @@ def tail_lines(path: Path, n: int = LOG_TAIL_LINES, max_bytes: int = 16384, afte
         marks = [i for i, ln in enumerate(lines) if ln.startswith(after)]
         if marks:
             lines = lines[marks[-1] + 1:]
-    return [ln for ln in lines if ln.strip()][-n:]
+    lines = [ln for ln in lines if ln.strip()]
+    # A crash's last traceback is worth more than a fixed line count: start at its header when it is near
+    # the end (a deeper call stack must not push "Traceback (most recent call last):" out of the message).
+    heads = [i for i, ln in enumerate(lines) if ln.startswith(TRACEBACK_HEAD)]
+    if heads and len(lines) - heads[-1] <= TRACEBACK_MAX_LINES:
+        return lines[heads[-1]:]
+    return lines[-n:]

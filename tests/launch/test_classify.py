@@ -79,3 +79,15 @@ def test_tail_lines_since_an_offset(tmp_path):
         fh.write("new 1\nnew 2\n")
     assert tail_lines(log, since=offset) == ["new 1", "new 2"]
     assert tail_lines(log, since=log.stat().st_size) == []
+
+
+def test_tail_lines_keep_the_whole_last_traceback(tmp_path):
+    # A deep stack: 20 frames between the header and the error, more than the 12-line default.
+    frames = [f'  File "m.py", line {i}, in f{i}' for i in range(20)]
+    log = tmp_path / "train.log"
+    log.write_text("\n".join(["noise"] * 5 + ["Traceback (most recent call last):", *frames, "RuntimeError: boom"]) + "\n")
+    tail = tail_lines(log)
+    assert tail[0] == "Traceback (most recent call last):" and tail[-1] == "RuntimeError: boom" and len(tail) == 22
+    # Farther back than 40 lines, the header is not chased: the last 12 lines as before.
+    log.write_text("\n".join(["Traceback (most recent call last):"] + [f"line {i}" for i in range(50)]) + "\n")
+    assert tail_lines(log) == [f"line {i}" for i in range(38, 50)]

@@ -118,17 +118,20 @@ def test_timeout_counts_from_the_first_event_and_start_up_heartbeats(tmp_path):
     path = grid_file(tmp_path, "slowstart")
     (row,) = _rows(path)
     d = _run_dir(tmp_path, row.run_id)
-    p = start(["run-grid", "slowstart.toml", "--timeout", "10"], tmp_path, IMACSR_TEST_FAULT="stall@1")
+    # 20 s, not the smallest (10 s): the start-up is stalled past it on purpose, while training afterwards
+    # must not meet a no-progress gap of --timeout on a loaded 2-core machine (a 10 s gap between two
+    # events of epoch 2 was seen with three suites running at once).
+    p = start(["run-grid", "slowstart.toml", "--timeout", "20"], tmp_path, IMACSR_TEST_FAULT="stall@1")
 
     def stalled_longer_than_the_timeout() -> bool:
         beats = [e["time"] for e in events(d) if e.get("phase") == "startup"]
-        return len(beats) >= 2 and beats[-1] - beats[0] > 12
+        return len(beats) >= 2 and beats[-1] - beats[0] > 22
 
     wait_for(stalled_longer_than_the_timeout, 300, "start-up heartbeats spanning more than --timeout", proc=p)
     (d / ".fault_release").touch()
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, out + err
-    assert "timeout" not in out
+    assert "(timeout)" not in out  # the run never failed as a timeout (the tmp path holds the word itself)
 
 
 def test_a_stopped_trainer_holding_the_lock_does_not_block_its_run(tmp_path):

@@ -34,7 +34,7 @@ as_user() {  # as_user USER CMD...: run CMD as USER (root only), else as ourselv
 alive() {  # alive PIDFILE: the pid in it is a live (non-zombie) process
     local f=$1 pid state
     [ -s "$f" ] || return 1
-    pid=$(head -n 1 "$f" | tr -dc 0-9)
+    pid=$(head -n 1 "$f" 2>/dev/null | tr -dc 0-9)  # the daemon may remove it as we read
     [ -n "$pid" ] && [ -r "/proc/$pid/status" ] || return 1
     state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo Z)
     [ "$state" != Z ]
@@ -98,7 +98,7 @@ start_munge() {
     if [ "$(id -u)" = 0 ]; then chown "$user": "$D/munge" "$key"; chmod 0400 "$key"; chmod 0700 "$D/munge"; fi
     as_user "$user" /usr/sbin/munged --key-file="$key" --socket="$D/munge/munge.socket" \
         --pid-file="$D/munge/munged.pid" --log-file="$D/munge/munged.log" --seed-file="$D/munge/munged.seed" \
-        --force || die "munged did not start (see $D/munge/munged.log)"
+        --force >/dev/null </dev/null || die "munged did not start (see $D/munge/munged.log)"
     wait_for 10 munged test -S "$D/munge/munge.socket"
 }
 
@@ -114,9 +114,11 @@ start_mariadb() {
             --skip-test-db >"$m/install.log" 2>&1 || die "mariadb-install-db failed (see $m/install.log)"
     fi
     # --no-defaults: nothing from /etc/mysql (its socket, port and log paths are not ours).
-    (cd "$m" && setsid /usr/sbin/mariadbd --no-defaults --user="$user" --datadir="$m/data" --socket="$m/mysqld.sock" \
+    # Every descriptor of the background subshell goes to /dev/null: `eval "$(services.sh start)"` reads our
+    # stdout to its end, and a daemon that kept it open would hang the caller forever.
+    (cd "$m" && exec setsid /usr/sbin/mariadbd --no-defaults --user="$user" --datadir="$m/data" --socket="$m/mysqld.sock" \
         --skip-networking --pid-file="$m/mariadbd.pid" --log-error="$m/error.log" --innodb-flush-log-at-trx-commit=0 \
-        --skip-log-bin </dev/null >/dev/null 2>&1 &)
+        --skip-log-bin) </dev/null >/dev/null 2>&1 &
     wait_for 30 MariaDB test -S "$m/mysqld.sock"
     wait_for 30 "MariaDB pid file" test -s "$m/mariadbd.pid"
     mariadb --no-defaults --socket="$m/mysqld.sock" -uroot -e \
@@ -203,14 +205,14 @@ start_slurm() {
     if ! alive "$s/slurmdbd.pid"; then
         # slurmdbd reaches MariaDB through libmariadb, which honours MYSQL_UNIX_PORT for "localhost".
         MYSQL_UNIX_PORT="$D/mysql/mysqld.sock" SLURM_CONF="$s/slurm.conf" \
-            /usr/sbin/slurmdbd || die "slurmdbd did not start (see $s/log/slurmdbd.log)"
+            /usr/sbin/slurmdbd >/dev/null </dev/null || die "slurmdbd did not start (see $s/log/slurmdbd.log)"
         wait_for 30 slurmdbd bash -c "exec 3<>/dev/tcp/127.0.0.1/$DBD_PORT"
     fi
     if ! alive "$s/slurmctld.pid"; then
-        /usr/sbin/slurmctld -f "$s/slurm.conf" || die "slurmctld did not start (see $s/log/slurmctld.log)"
+        /usr/sbin/slurmctld -f "$s/slurm.conf" >/dev/null </dev/null || die "slurmctld did not start (see $s/log/slurmctld.log)"
     fi
     if ! alive "$s/slurmd.pid"; then
-        /usr/sbin/slurmd -f "$s/slurm.conf" -N "$NODE" || die "slurmd did not start (see $s/log/slurmd.log)"
+        /usr/sbin/slurmd -f "$s/slurm.conf" -N "$NODE" >/dev/null </dev/null || die "slurmd did not start (see $s/log/slurmd.log)"
     fi
     wait_for 30 "the node to be idle" bash -c "sinfo -h -n '$NODE' -o %T | grep -Eq '^(idle|mixed|allocated)'"
     wait_for 30 "sacct" sacct -n -X -S now
@@ -258,7 +260,7 @@ status_all() {
     local s="$D/slurm"
     for pair in "postgres:$D/pg/data/postmaster.pid" "munged:$D/munge/munged.pid" "mariadbd:$D/mysql/mariadbd.pid" \
                 "slurmdbd:$s/slurmdbd.pid" "slurmctld:$s/slurmctld.pid" "slurmd:$s/slurmd.pid"; do
-        if alive "${pair#*:}"; then echo "${pair%%:*}: up (pid $(head -n 1 "${pair#*:}"))"; else echo "${pair%%:*}: down"; fi
+        if alive "${pair#*:}"; then echo "${pair%%:*}: up (pid $(head -n 1 "${pair#*:}" 2>/dev/null))"; else echo "${pair%%:*}: down"; fi
     done
 }
 

@@ -123,7 +123,7 @@ def build_dataset(reader: Reader, spec: DataSpec, split: str, root: Path | None)
     if split == "train":
         base = None if spec.eval_native else spec.eval_size
         transform: TrainTransform | EvalTransform = TrainTransform(
-            spec.train_size, spec.scale_range, spec.hflip, base
+            spec.train_size, spec.scale_range, spec.hflip, base, window=spec.resize == "window"
         )
     else:
         transform = EvalTransform(spec.eval_size, spec.eval_native)

@@ -6,7 +6,13 @@ Training (``TrainTransform``), in this order:
    ``data.scale_range``. The base size is ``data.eval_size``, or the image's native size when
    ``data.eval_native`` is set, so training sees the scales evaluation sees;
 2. crop: a random ``data.train_size`` window; a smaller image is padded at the bottom/right
-   (image with 0 after normalisation, label with IGNORE_INDEX = 255, so padding never counts);
+   (image with 0 after normalisation, label with IGNORE_INDEX = 255, so padding never counts).
+   With ``data.resize = "whole"`` (the default, and what every run before 0.2 did) steps 1 and 2
+   resize the whole image and then cut the window out; with ``"window"`` only the window is
+   resampled (Pillow's ``box=``), from the same draws: the same window of the same scaled image, at
+   the cost of the crop instead of the whole scaled image. Pillow places a box's samples from a
+   float32 offset, so a few pixels differ by a level from ``"whole"``: a different run, hence a
+   key in the hash;
 3. flip: horizontal, with probability 1/2, if ``data.hflip``;
 4. ImageNet normalisation (registry.IMAGENET_MEAN / IMAGENET_STD).
 
@@ -73,6 +79,20 @@ def resize_pair(image: Image.Image | np.ndarray, label: np.ndarray,
     return pixels, label
 
 
+def _window(pixels: np.ndarray, label: np.ndarray, size: tuple[int, int],
+            window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The (top, left, height, width) window of the image resized to ``size`` (H, W), resampling only
+    that window: bilinear for the image, nearest for the label, as ``resize_pair``."""
+    (h, w), (top, left, wh, ww) = size, window
+    src_h, src_w = pixels.shape[:2]
+    if (src_h, src_w) == (h, w):
+        return pixels[top : top + wh, left : left + ww], label[top : top + wh, left : left + ww]
+    sy, sx = src_h / h, src_w / w  # source pixels per output pixel
+    box = (left * sx, top * sy, (left + ww) * sx, (top + wh) * sy)
+    image = np.asarray(Image.fromarray(pixels).resize((ww, wh), Image.BILINEAR, box=box))
+    return image, np.asarray(Image.fromarray(label).resize((ww, wh), Image.NEAREST, box=box))
+
+
 class EvalTransform:
     def __init__(self, eval_size: tuple[int, int], native: bool):
         self.size = None if native else tuple(eval_size)
@@ -90,8 +110,10 @@ class TrainTransform:
         scale_range: tuple[float, float],
         hflip: bool,
         base_size: tuple[int, int] | None,
+        window: bool = False,
     ):
         self.crop = tuple(train_size)
+        self.window = window
         self.scale_range = tuple(scale_range)
         self.hflip = hflip
         self.base = None if base_size is None else tuple(base_size)  # None: the image's own size
@@ -106,12 +128,16 @@ class TrainTransform:
         pixels = _pixels(image)
         base_h, base_w = self.base or pixels.shape[:2]
         h, w = max(1, round(base_h * scale)), max(1, round(base_w * scale))
-        # The whole image is resized (Pillow's resampling of a window would round its coordinates
-        # differently and change pixels), but only the crop is converted to float and normalised.
-        pixels, label = resize_pair(pixels, label, (h, w))
         ch, cw = self.crop
         top, left = int(fy * (max(h - ch, 0) + 1)), int(fx * (max(w - cw, 0) + 1))
-        img, lab = to_tensors(pixels[top : top + ch, left : left + cw], label[top : top + ch, left : left + cw])
+        if self.window:
+            pixels, label = _window(pixels, label, (h, w), (top, left, min(ch, h - top), min(cw, w - left)))
+        else:
+            # data.resize = "whole": the whole image is resized, but only the crop is converted to
+            # float and normalised.
+            pixels, label = resize_pair(pixels, label, (h, w))
+            pixels, label = pixels[top : top + ch, left : left + cw], label[top : top + ch, left : left + cw]
+        img, lab = to_tensors(pixels, label)
         if img.shape[1:] != (ch, cw):
             padded_img = torch.zeros(3, ch, cw)
             padded_lab = torch.full((ch, cw), IGNORE_INDEX, dtype=torch.long)

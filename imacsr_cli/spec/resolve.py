@@ -108,6 +108,9 @@ def _resolve_data(data: DataSpec, entry: Any) -> DataSpec:
     lo, hi = data.scale_range
     if not 0 < lo <= hi:
         raise SpecError(f"key 'data.scale_range': expected [low, high] with 0 < low <= high, got [{lo}, {hi}]")
+    if not entry.needs_root and data.resize != "whole":
+        # Generated scenes are rendered at the training size and never resized: one run, one id.
+        data = dataclasses.replace(data, resize="whole")
     return data
 
 

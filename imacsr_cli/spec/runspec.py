@@ -101,6 +101,10 @@ class DataSpec:
     workers: int = _opt(-1, identity=False,
                         doc="DataLoader worker processes; -1 = the slot's share of the cores on CUDA, 0 on the CPU")
     pin_memory: bool = _opt(True, identity=False, doc="DataLoader pin_memory (CUDA only)")
+    resize: Literal["whole", "window"] = _opt(
+        "whole", legacy="whole", since="0.2", doc="training scale+crop: whole = resize the whole image, then crop "
+        "(as before 0.2); window = resize only the crop's window (Pillow box=; several times faster on large "
+        "images, pixels differ from whole by interpolation rounding)")
     void_logit: bool = _opt(False, legacy=False, since="0.2", doc="author's code: an extra (K+1)th 'void' logit; "
                             "void pixels stay ignored by the loss, and a void prediction counts as a miss")
 

@@ -191,11 +191,25 @@ def test_a_time_limit_shorter_than_the_run_checkpoints_requeues_and_succeeds(tmp
     # before its 3-minute limit, so during that slow epoch on an idle machine): the trainer checkpoints,
     # submitit requeues the job; or Slurm ends it with TIMEOUT and the scheduler requeues the run.
     (tmp_path / "limit.toml").write_text(SLOW_GRID)
-    r = _run(["run-grid", "limit.toml", "--db", pg_url, "--executor", "slurm", "--retries", "0"], tmp_path,
-             timeout=1500, IMACSR_TEST_FAULT="slow@2:once")
-    assert r.returncode == 0, r.stdout + r.stderr  # with --retries 0: succeeded without spending a retry
+    p = _cli(["run-grid", "limit.toml", "--db", pg_url, "--executor", "slurm", "--retries", "0"], tmp_path,
+             IMACSR_TEST_FAULT="slow@2:once")
+    (run_id,) = wait_for(lambda: _ids(pg_url, "limit", 1), 600, "enqueue", proc=p)
     with Store.open(pg_url) as store:
-        (run_id,) = store.grid_run_ids("limit")
+        job = wait_for(lambda: _job(store, run_id), 600, "the job's submission", proc=p)
+    wait_for(lambda: _now(job) == "RUNNING", 600, "the job to run", proc=p)
+
+    def requeued_or_done() -> bool:
+        # A job that requeued itself waits (BeginTime, about 2 min) before it is eligible again: let it
+        # start now. A job that Slurm ended instead is followed by a new submission, which needs nothing.
+        if _now(job) == "PENDING":
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False, timeout=60)
+            return True
+        return p.poll() is not None
+
+    wait_for(requeued_or_done, 1200, "the job to be requeued or the grid to end")
+    out, err = p.communicate(timeout=1200)
+    assert p.returncode == 0, out + err  # with --retries 0: succeeded without spending a retry
+    with Store.open(pg_url) as store:
         assert store.get(run_id).state == "succeeded"
         ev = store.run_events(run_id)
         assert "failed" not in set(ev["kind"])

@@ -6,8 +6,9 @@
 The training set of a Cityscapes tree (by default a fake one at the native 2048×1024, written once to
 a temporary folder by ``imacsr data fake``) goes through the default Cityscapes training transform
 (random scale 0.5–2 of 512×1024, a 512×1024 crop, flip, ImageNet normalisation) and a DataLoader
-with 0, 1 and 2 workers; beside it, the time to decode the same PNG pairs alone (Pillow, as before,
-and libpng, as now). The pre-issue-13 pipeline is tests/data/legacy_pipeline.py.
+with 0, 1 and 2 workers, three ways: the pre-issue-13 pipeline (tests/data/legacy_pipeline.py), today's
+with the default ``data.resize = "whole"`` and today's with ``data.resize = "window"``; beside them, the
+time to decode the same PNG pairs alone (Pillow, as before, and libpng, as now).
 
 Configurations are interleaved: each round runs every one of them once (in alternating order) after
 one warm-up round that is not counted; the table shows the median images/s over the rounds with
@@ -20,6 +21,7 @@ seen with fresh augmentations.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import statistics
 import sys
@@ -28,6 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("legacy", "whole", "window")
 sys.path.insert(0, str(ROOT))
 
 
@@ -111,35 +114,43 @@ def main() -> None:
         w, h = (int(v) for v in args.size.lower().split("x"))
         root = write_fake("cityscapes", Path(tmp.name) / "cityscapes", size=(w, h)).root
     spec = resolve(RunSpec.from_dict({"data": {"name": "cityscapes", "root": str(root)}}))
-    dataset = registry.build(spec.data, "train")
+    datasets = {"legacy": registry.build(spec.data, "train"), "whole": registry.build(spec.data, "train"),
+                "window": registry.build(dataclasses.replace(spec.data, resize="window"), "train")}
     legacy = _legacy()
     d = spec.data
-    print(f"cityscapes at {root}: {len(dataset)} training images; scale {d.scale_range[0]}–{d.scale_range[1]} of "
-          f"{d.eval_size[0]}×{d.eval_size[1]}, crop {d.train_size[0]}×{d.train_size[1]}, flip {d.hflip}; "
-          f"{args.images} images per measurement, batch {args.batch}, {args.rounds} rounds after 1 warm-up round",
-          flush=True)
+    print(f"cityscapes at {root}: {len(datasets['whole'])} training images; scale {d.scale_range[0]}–"
+          f"{d.scale_range[1]} of {d.eval_size[0]}×{d.eval_size[1]}, crop {d.train_size[0]}×{d.train_size[1]}, "
+          f"flip {d.hflip}; {args.images} images per measurement, batch {args.batch}, {args.rounds} rounds after "
+          "1 warm-up round", flush=True)
 
-    configs = [("decode only", "legacy", None), ("decode only", "new", None)]
-    configs += [(f"pipeline, {w} workers", kind, w) for w in args.workers for kind in ("legacy", "new")]
+    # legacy: the pre-issue-13 reader and transform; whole: today's, data.resize = "whole" (the default);
+    # window: today's with data.resize = "window". Decoding is the same for whole and window.
+    configs = [("decode only", "legacy", None), ("decode only", "whole", None)]
+    configs += [(f"pipeline, {w} workers", kind, w) for w in args.workers for kind in KINDS]
     rates: dict[tuple[str, str], list[float]] = {(label, kind): [] for label, kind, _ in configs}
     for r in range(args.rounds + 1):
         order = configs if r % 2 == 0 else configs[::-1]
         for label, kind, workers in order:
             old = legacy if kind == "legacy" else None
-            rate = (decode(dataset, args.images, old) if workers is None
-                    else pipeline(dataset, args.images, workers, old, args.batch))
+            rate = (decode(datasets[kind], args.images, old) if workers is None
+                    else pipeline(datasets[kind], args.images, workers, old, args.batch))
             if r:
                 rates[(label, kind)].append(rate)
         if r:
             print(f"round {r}: " + ", ".join(f"{label} {kind} {rates[(label, kind)][-1]:.2f}"
                                              for label, kind, _ in configs), flush=True)
 
-    print(f"{'images/s (median, min–max)':<24} {'legacy (Pillow, before)':>26} {'new':>26} {'new / legacy':>24}")
+    def cell(v: list[float]) -> str:
+        return f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})" if v else "—"
+
+    print(f"{'images/s: median (min–max)':<24} {'legacy (before)':>20} {'whole (now)':>20} {'window':>20} "
+          f"{'whole / legacy':>20} {'window / legacy':>20}")
     for label in dict.fromkeys(label for label, _, _ in configs):
-        old, new = rates[(label, "legacy")], rates[(label, "new")]
-        ratio = [b / a for a, b in zip(old, new)]
-        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})" for v in (old, new, ratio)]
-        print(f"{label:<24} {cells[0]:>26} {cells[1]:>26} {cells[2]:>24}")
+        old = rates[(label, "legacy")]
+        row = [rates.get((label, k), []) for k in ("whole", "window")]
+        ratios = [[b / a for a, b in zip(old, v)] if v else [] for v in row]
+        print(f"{label:<24} {cell(old):>20} {cell(row[0]):>20} {cell(row[1]):>20} {cell(ratios[0]):>20} "
+              f"{cell(ratios[1]):>20}")
     if tmp is not None:
         tmp.cleanup()
 

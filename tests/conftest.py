@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/services.py
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # tests/services.py
 
 from services import fresh_pg_database  # noqa: E402
 
@@ -21,3 +22,14 @@ def db_url(request, tmp_path):
         return
     with fresh_pg_database() as url:
         yield url
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`--dist loadgroup`), every test on the real services runs on one worker, one
+    after another: one of them restarts PostgreSQL, another fills the single Slurm node on purpose."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        on_pg = "pg_url" in item.fixturenames or (params is not None and params.params.get("db_url") == "postgresql")
+        if on_pg or HERE / "cluster" in Path(item.fspath).resolve().parents:
+            item.add_marker(pytest.mark.xdist_group("services"))

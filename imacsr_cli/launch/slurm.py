@@ -191,13 +191,27 @@ class TrainerTask:
         import submitit
 
         proc = self._proc
-        if proc is not None and proc.poll() is None:
+        if proc is not None:
+            # This runs in a signal handler, inside __call__'s proc.wait(), which holds the Popen's
+            # wait lock: proc.poll() and proc.wait(timeout) cannot reap the trainer here (they would
+            # report it running until the timeout). Watch its /proc entry instead.
             try:
                 proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=max(5, int(os.environ.get("IMACSR_CHECKPOINT_WAIT_S", "60"))))
-            except (OSError, subprocess.TimeoutExpired):
+            except OSError:
                 pass
+            deadline = time.monotonic() + max(5, int(os.environ.get("IMACSR_CHECKPOINT_WAIT_S", "60")))
+            while not _exited(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
         return submitit.helpers.DelayedSubmission(TrainerTask(self.argv, self.stdout))
+
+
+def _exited(pid: int) -> bool:
+    """The process has exited (a zombie waiting to be reaped, or gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 # ---- the scheduler's side -------------------------------------------------------------------------
@@ -238,7 +252,7 @@ class SlurmMonitor:
         with self._lock:
             ids = sorted(self._watch)
         if ids:
-            states = sacct_states(ids)
+            states = job_states(ids)
             if states is not None:
                 with self._lock:
                     self._states.update(states)
@@ -278,6 +292,31 @@ def sacct_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
         parts = line.strip().split("|")
         if len(parts) >= 3 and parts[0]:
             states[parts[0]] = (parts[1].split()[0] if parts[1] else "UNKNOWN", parts[2])
+    return states
+
+
+def squeue_states(job_ids: list[str]) -> dict[str, str]:
+    """job id → state of the jobs Slurm's controller still holds; {} when squeue fails."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T"], capture_output=True,
+                             text=True, timeout=COMMAND_TIMEOUT_S, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {i: st for i, _, st in (line.strip().partition("|") for line in out.splitlines()) if i and st}
+
+
+def job_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
+    """job id → (state, ExitCode): the controller's word (squeue) for a job it holds live, else sacct's.
+
+    sacct alone is not enough: accounting is written asynchronously, and a job that requeues itself
+    (submitit, before its time limit) shows there as CANCELLED for a moment while the controller
+    already holds it again as PENDING; an end read from that moment would fail a healthy run."""
+    states = sacct_states(job_ids)
+    if states is None:
+        return None
+    for job, state in squeue_states(job_ids).items():
+        if state in LIVE_STATES:
+            states[job] = (state, "")
     return states
 
 

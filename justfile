@@ -20,9 +20,10 @@ demo: setup
     .venv/bin/imacsr status
     .venv/bin/imacsr report --all --grid demo --out results/report
 
-# The test suite (CPU, a few minutes).
+# The test suite (CPU, a few minutes): up to 4 pytest-xdist workers; the tests on the real services
+# (PostgreSQL, Slurm) run on one of them, one after another (tests/conftest.py).
 test *ARGS: setup
-    {{python}} -m pytest {{ARGS}}
+    {{python}} -m pytest -n auto --maxprocesses 4 --dist loadgroup {{ARGS}}
 
 # The cluster suite against real services: starts PostgreSQL and a single-node Slurm (.ci/services.sh,
 # as root on Debian; installs them with apt when missing), runs tests/cluster and the store and
@@ -32,7 +33,7 @@ test-cluster *ARGS: setup
     set -euo pipefail
     trap '.ci/services.sh stop' EXIT
     eval "$(.ci/services.sh start)"
-    IMACSR_REQUIRE_SERVICES=1 {{python}} -m pytest tests/cluster tests/store tests/launch {{ARGS}}
+    IMACSR_REQUIRE_SERVICES=1 {{python}} -m pytest -n auto --maxprocesses 4 --dist loadgroup tests/cluster tests/store tests/launch {{ARGS}}
 
 # Benchmarks (figures and ratios; see BENCHMARKS.md): training step and data pipeline (interleaved
 # rounds), models, orchestration, status at 100k runs.

@@ -101,8 +101,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         data = tmp / "data"
-        for d in ("cityscapes", "camvid", "synthiasf"):
-            (data / d).mkdir(parents=True)
+        from imacsr_cli.data.fake import write_fake
+
+        for d in ("cityscapes", "camvid", "synthiasf"):  # tiny trees in each dataset's layout: the plan checks it
+            write_fake(d, data / d, size=(64, 32))
         env = {**os.environ, "PYTHONPATH": str(ROOT), "IMACSR_DATA": str(data)}
         env.pop("IMACSR_DB", None)
         big = tmp / "big.toml"
@@ -114,7 +116,7 @@ def main() -> None:
         commands: dict[str, list[str]] = {
             "plan table_iv": py + ["run-grid", str(ROOT / "experiments/table_iv.toml"), "--plan", "--db", str(empty_db)],
             "models": py + ["models"],
-            "plan 20k": py + ["run-grid", str(big), "--plan", "--db", str(empty_db)],
+            "plan 20k": py + ["run-grid", str(big), "--plan", "--max-runs", "20000", "--db", str(empty_db)],
         }
         if "status 100k" in names:
             sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -14,6 +14,8 @@ from pathlib import Path
 class RunPaths:
     root: Path  # RUN_DIR, by default results/runs/<run_id>
 
+    RESULT = "result.json"  # the file name alone, for checks over many directories without a RunPaths each
+
     @classmethod
     def of(cls, runs_dir: str | Path, run_id: str) -> RunPaths:
         return cls(Path(runs_dir) / run_id)
@@ -32,7 +34,7 @@ class RunPaths:
 
     @property
     def result(self) -> Path:  # final metrics, written last and atomically: its presence = success
-        return self.root / "result.json"
+        return self.root / self.RESULT
 
     @property
     def log(self) -> Path:  # the trainer's human-readable log (and tracebacks)

@@ -144,6 +144,15 @@ class Queries(Connected):
             return [r for (r,) in conn.execute(
                 text("SELECT run_id FROM grid_runs WHERE grid = :g ORDER BY ord, run_id"), {"g": grid})]
 
+    def succeeded_run_dirs(self, grid: str | None = None) -> list[str]:
+        """The stored run directories of the succeeded runs (of ``grid``): what a check that their
+        result.json is still on disk needs, without loading whole rows (status at 100,000 runs)."""
+        sql = ("SELECT r.run_dir FROM runs r" + (" JOIN grid_runs g ON g.run_id = r.run_id AND g.grid = :g"
+                                                 if grid is not None else "")
+               + " WHERE r.state = 'succeeded' AND r.run_dir IS NOT NULL")
+        with self._read() as conn:
+            return [d for (d,) in conn.execute(text(sql), {"g": grid} if grid is not None else {}) if d]
+
     def grid(self, name: str) -> dict[str, Any]:
         """A grid's row as a dict (name, title, reproduces, path, toml, created_at, updated_at)."""
         with self._read() as conn:

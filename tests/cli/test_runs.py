@@ -180,8 +180,10 @@ def test_a_succeeded_run_whose_directory_was_deleted_says_so(db, tmp_path):
     assert lines[-3].startswith("a0000000000a") and "  result.json missing  " in lines[-3]
     assert lines[-1] == ("1 succeeded run has lost its result.json (run directory deleted?): `imacsr run-grid GRID "
                          "--retrain-missing` or `imacsr runs rerun ID` trains it again")
-    r = invoke("status", "--db", db)
+    r = invoke("status", "g2", "--db", db)  # a grid's summary checks its runs' files too
     assert r.output.splitlines()[-1] == lines[-1]
+    r = invoke("status", "--db", db)  # the overview of every grid reads the database only
+    assert r.exit_code == 0 and "lost" not in r.output
     r = invoke("status", "--runs", "--json", "--db", db)
     assert {x["run_id"]: x["files_missing"] for x in __import__("json").loads(r.output)["runs"]}["a0000000000a"]
 

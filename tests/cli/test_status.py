@@ -176,26 +176,40 @@ def test_status_watch_exits_0_on_ctrl_c(db):
     watch quietly, whatever the machine's speed: the test waits for the frame, not for a duration."""
     import os
     import pty
+    import select
 
     repo = Path(__file__).resolve().parents[2]
     leader, follower = pty.openpty()
     p = subprocess.Popen([sys.executable, "-m", "imacsr_cli", "status", "--watch", "--interval", "0.2", "--db", db],
                          cwd=repo, stdin=follower, stdout=follower, stderr=subprocess.PIPE, text=True)
-    os.close(follower)
-    seen = b""
-    deadline = time.monotonic() + 600  # a bound on a hang, not a speed requirement
-    while b"Ctrl-C to quit" not in seen:
-        assert time.monotonic() < deadline and p.poll() is None, seen.decode(errors="replace")
-        try:
-            seen += os.read(leader, 65536)
-        except OSError:  # the child closed the terminal
-            break
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=600)
-    os.close(leader)
-    out = seen.decode(errors="replace")
-    assert p.returncode == 0, err
-    assert "g1       4       1" in out
+    try:
+        os.close(follower)
+        seen = b""
+        deadline = time.monotonic() + 600  # a bound on a hang, not a speed requirement
+        while b"Ctrl-C to quit" not in seen:
+            assert time.monotonic() < deadline and p.poll() is None, seen.decode(errors="replace")
+            try:
+                seen += os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+        p.send_signal(signal.SIGINT)
+        # Keep reading the terminal until the watch exits: it may be blocked writing a frame to a full pty
+        # (on a loaded machine several frames pile up), and it must be able to draw its last one.
+        while p.poll() is None:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            if select.select([leader], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(leader, 65536)
+                except OSError:
+                    break
+        _, err = p.communicate(timeout=600)
+        os.close(leader)
+        out = seen.decode(errors="replace")
+        assert p.returncode == 0, err
+        assert "g1       4       1" in out
+    finally:
+        if p.poll() is None:  # never leave a watch behind
+            p.kill()
 
 
 def test_status_runs_fits_a_narrow_terminal(db):

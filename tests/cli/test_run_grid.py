@@ -167,8 +167,7 @@ def test_ctrl_c_requeues_runs_and_a_rerun_resumes_them(tmp_path):
     # hang@2:once: the first attempts wait at the start of epoch 2, after epoch 1's checkpoint, until the
     # signal comes (however slow the machine); the resumed ones do not hang (the marker).
     p = start(["run-grid", "sig.toml", "--jobs", "2"], tmp_path, IMACSR_TEST_FAULT="hang@2:once")
-    db = tmp_path / "results" / "imacsr.db"
-    wait_for(db.exists, 60, "the database", proc=p)
+    wait_for(lambda: _schema_ready(tmp_path), 300, "the database", proc=p)  # the file comes before its schema
     with _store(tmp_path) as store:
         ids = wait_for(lambda: store.grid_run_ids("sig"), 60, "enqueue", proc=p)
         wait_for(lambda: all(store.get(i).epoch >= 1 for i in ids), 120, "epoch 1 of both runs", proc=p)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launch"))
-from orchhelp import PATIENCE_S, REPO, events, grid_file, imacsr, pid_gone, start, starts, wait_for  # noqa: E402
+from orchhelp import PATIENCE_S, REPO, events, grid_file, imacsr, pid_gone, start, starts, wait_for, wait_for_schema  # noqa: E402
 
 from imacsr_cli.store import Store  # noqa: E402
 
@@ -167,7 +167,7 @@ def test_ctrl_c_requeues_runs_and_a_rerun_resumes_them(tmp_path):
     # hang@2:once: the first attempts wait at the start of epoch 2, after epoch 1's checkpoint, until the
     # signal comes (however slow the machine); the resumed ones do not hang (the marker).
     p = start(["run-grid", "sig.toml", "--jobs", "2"], tmp_path, IMACSR_TEST_FAULT="hang@2:once")
-    wait_for(lambda: _schema_ready(tmp_path), 300, "the database", proc=p)  # the file comes before its schema
+    wait_for_schema(tmp_path, 300, p)
     with _store(tmp_path) as store:
         ids = wait_for(lambda: store.grid_run_ids("sig"), 60, "enqueue", proc=p)
         wait_for(lambda: all(store.get(i).epoch >= 1 for i in ids), 120, "epoch 1 of both runs", proc=p)
@@ -205,18 +205,8 @@ def test_sigterm_stops_like_ctrl_c_with_exit_143(tmp_path):
         assert (run.state, run.reason) == ("queued", "interrupted")
 
 
-def _schema_ready(tmp_path: Path) -> bool:
-    from imacsr_cli.errors import NotFound
-
-    try:
-        _store(tmp_path).close()  # read-only opens create nothing: wait for run-grid's schema
-    except NotFound:
-        return False
-    return True
-
-
 def _wait_for_launch(tmp_path: Path, grid: str, proc) -> list[str]:
-    wait_for(lambda: _schema_ready(tmp_path), 300, "the database", proc=proc)
+    wait_for_schema(tmp_path, 300, proc)
     with _store(tmp_path) as store:
         ids = wait_for(lambda: store.grid_run_ids(grid), 60, "enqueue", proc=proc)
         wait_for(lambda: all(store.get(i).trainer_pid for i in ids), 60, "launch", proc=proc)

@@ -19,4 +19,3 @@ def pg_url():
     """A fresh PostgreSQL database (skipped with the reason when no server is set up)."""
     with fresh_pg_database() as url:
         yield url
-

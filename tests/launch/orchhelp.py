@@ -86,6 +86,22 @@ def wait_for(predicate: Callable[[], Any], timeout: float = PATIENCE_S, what: st
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def wait_for_schema(root: Path, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Wait until the run-grid working in ``root`` has created the schema of results/imacsr.db: the
+    file appears a moment before its schema, and a read-only open says NotFound until then."""
+    from imacsr_cli.errors import NotFound
+    from imacsr_cli.store import Store
+
+    def ready() -> bool:
+        try:
+            Store.open(f"sqlite:///{root}/results/imacsr.db", create=False).close()  # creates nothing
+        except NotFound:
+            return False
+        return True
+
+    wait_for(ready, timeout, "the database", proc=proc)
+
+
 def events(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "events.jsonl"
     if not path.exists():

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from orchhelp import PYTHON, env, events, grid_file, imacsr, pid_gone, start, wait_for
+from orchhelp import PYTHON, env, events, grid_file, imacsr, pid_gone, start, wait_for, wait_for_schema
 
 from imacsr_cli.launch.executor import trainer_of
 from imacsr_cli.spec.grid import GridSpec
@@ -28,19 +28,6 @@ pytestmark = pytest.mark.slow
 
 def _store(root: Path) -> Store:
     return Store.open(f"sqlite:///{root}/results/imacsr.db", create=False)
-
-
-def _ready_store(root: Path, proc) -> Store:
-    """The scheduler's database once it holds the schema (the file appears a moment before it does)."""
-    from imacsr_cli.errors import NotFound
-
-    def opened() -> Store | None:
-        try:
-            return _store(root)
-        except NotFound:
-            return None
-
-    return wait_for(opened, 120, "the database", proc=proc)
 
 
 def _rows(path: Path):
@@ -110,7 +97,8 @@ def test_a_result_found_without_its_events_still_fills_every_epoch(tmp_path):
 def test_a_trainer_killed_by_sigkill_is_killed_and_retried(tmp_path):
     grid_file(tmp_path, "oomk")
     p = start(["run-grid", "oomk.toml", "--retries", "1"], tmp_path, IMACSR_TEST_FAULT="slow@2")
-    with _ready_store(tmp_path, p) as store:
+    wait_for_schema(tmp_path, 120, p)
+    with _store(tmp_path) as store:
         (run_id,) = wait_for(lambda: store.grid_run_ids("oomk"), 120, "enqueue", proc=p)
         wait_for(lambda: store.get(run_id).epoch >= 1, 300, "epoch 1", proc=p)
         pid = store.get(run_id).trainer_pid
@@ -149,7 +137,8 @@ def test_timeout_counts_from_the_first_event_and_start_up_heartbeats(tmp_path):
 def test_a_stopped_trainer_holding_the_lock_does_not_block_its_run(tmp_path):
     grid_file(tmp_path, "stray")
     a = start(["run-grid", "stray.toml"], tmp_path, IMACSR_TEST_FAULT="slow@2")
-    with _ready_store(tmp_path, a) as store:
+    wait_for_schema(tmp_path, 120, a)
+    with _store(tmp_path) as store:
         (run_id,) = wait_for(lambda: store.grid_run_ids("stray"), 120, "enqueue", proc=a)
         wait_for(lambda: store.get(run_id).epoch >= 1, 300, "epoch 1", proc=a)
         holder = store.get(run_id).trainer_pid
@@ -261,7 +250,8 @@ def test_kill_9_of_schedulers_and_trainers_at_random_points_changes_nothing(tmp_
     for _ in range(4):
         if p is None:
             p = start(["run-grid", "drill.toml", "--jobs", "2", "--retries", "10"], storm)
-        with _ready_store(storm, p) as store:
+        wait_for_schema(storm, 120, p)
+        with _store(storm) as store:
             ids = wait_for(lambda: store.grid_run_ids("drill"), 120, "enqueue", proc=p)
             victim = rng.choice(ids)
             d = _run_dir(storm, victim)
@@ -316,7 +306,8 @@ def test_eight_status_readers_while_two_schedulers_write_see_no_error(tmp_path):
     grid_file(tmp_path, "busy", seeds=(0, 1, 2, 3))
     a = start(["run-grid", "busy.toml", "--jobs", "1"], tmp_path)
     b = start(["run-grid", "busy.toml", "--jobs", "1"], tmp_path)
-    with _ready_store(tmp_path, a) as store:
+    wait_for_schema(tmp_path, 120, a)
+    with _store(tmp_path) as store:
         wait_for(lambda: store.grid_run_ids("busy"), 120, "enqueue", proc=a)
         wait_for(lambda: any(store.get(i).epoch >= 1 for i in store.grid_run_ids("busy")), 300, "a first epoch",
                  proc=a)

@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from orchhelp import PATIENCE_S, events, grid_file, imacsr, pid_gone, start, starts, wait_for
+from orchhelp import PATIENCE_S, events, grid_file, imacsr, pid_gone, start, starts, wait_for, wait_for_schema
 from typer.testing import CliRunner
 
 from imacsr_cli.cli.app import app
@@ -30,18 +30,8 @@ def _run_dir(tmp_path: Path, run_id: str) -> Path:
     return tmp_path / "results" / "runs" / run_id
 
 
-def _schema_ready(tmp_path: Path) -> bool:
-    from imacsr_cli.errors import NotFound
-
-    try:
-        _store(tmp_path).close()  # read-only opens create nothing: wait for run-grid's schema
-    except NotFound:
-        return False
-    return True
-
-
 def _wait_enqueued(tmp_path: Path, grid: str, proc) -> list[str]:
-    wait_for(lambda: _schema_ready(tmp_path), 300, "the database", proc=proc)
+    wait_for_schema(tmp_path, 300, proc)
     with _store(tmp_path) as store:
         return wait_for(lambda: store.grid_run_ids(grid), 60, "enqueue", proc=proc)
 

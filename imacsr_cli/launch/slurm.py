@@ -191,27 +191,16 @@ class TrainerTask:
         import submitit
 
         proc = self._proc
-        if proc is not None:
-            # This runs in a signal handler, inside __call__'s proc.wait(), which holds the Popen's
-            # wait lock: proc.poll() and proc.wait(timeout) cannot reap the trainer here (they would
-            # report it running until the timeout). Watch its /proc entry instead.
+        if proc is not None and proc.poll() is None:
             try:
                 proc.send_signal(signal.SIGTERM)
-            except OSError:
+                # Inside __call__'s proc.wait() this cannot reap the trainer (that wait holds the Popen's
+                # lock), so it waits the whole time; a /proc watch that returned early once let the
+                # requeue kill the trainer before its end event (see docs/design-notes.md).
+                proc.wait(timeout=max(5, int(os.environ.get("IMACSR_CHECKPOINT_WAIT_S", "60"))))
+            except (OSError, subprocess.TimeoutExpired):
                 pass
-            deadline = time.monotonic() + max(5, int(os.environ.get("IMACSR_CHECKPOINT_WAIT_S", "60")))
-            while not _exited(proc.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
         return submitit.helpers.DelayedSubmission(TrainerTask(self.argv, self.stdout))
-
-
-def _exited(pid: int) -> bool:
-    """The process has exited (a zombie waiting to be reaped, or gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return True
 
 
 # ---- the scheduler's side -------------------------------------------------------------------------
@@ -323,13 +312,9 @@ def job_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
 def job_state(job_id: str) -> str | None:
     """A job's state now: squeue for a job Slurm still holds (sacct may not list a pending job yet),
     else sacct; None when neither answers."""
-    try:
-        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
-                             timeout=COMMAND_TIMEOUT_S, check=False).stdout.split()
-    except (OSError, subprocess.SubprocessError):
-        out = []
-    if out:
-        return out[0]
+    state = squeue_states([job_id]).get(job_id)
+    if state:
+        return state
     st = (sacct_states([job_id]) or {}).get(job_id)
     return st[0] if st else None
 

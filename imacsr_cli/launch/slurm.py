@@ -43,6 +43,8 @@ WAITING_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"
                             "RESV_DEL_HOLD", "SUSPENDED"})
 #: Ends that Slurm imposed on a healthy run: back to the queue, resume from the checkpoint, no retry spent.
 REQUEUE_STATES = frozenset({"TIMEOUT", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"})
+#: The trainer's end message when Slurm's warning signal stopped it (train/loop.py words it from the name).
+WARNING_MESSAGE = f"received {signal.SIGUSR2.name}"
 COMMAND_TIMEOUT_S = 30.0  # every sacct / scancel call
 POLL_S = 1.0  # how often the monitor asks sacct
 MAX_TIME_LIMIT_REQUEUES = 20  # submitit requeues a job that reaches its time limit at most this often
@@ -210,6 +212,7 @@ class SlurmMonitor:
     def __init__(self, poll: float = POLL_S):
         self.poll = poll
         self._states: dict[str, tuple[str, str]] = {}  # job id → (state, ExitCode)
+        self._unconfirmed: dict[str, str] = {}  # job id → an end state read once, not yet published
         self._watch: set[str] = set()
         self._todo: list[list[str]] = []
         self._lock = threading.Lock()
@@ -237,14 +240,23 @@ class SlurmMonitor:
         self._wake.set()
 
     def refresh(self) -> None:
-        """Ask sacct now (the monitor thread does this every ``poll`` seconds)."""
+        """Ask sacct and squeue now (the monitor thread does this every ``poll`` seconds). An end is
+        published only when two reads in a row agree on it: a requeue passes through ended-looking
+        states, and ending a healthy run on one of them would fail it."""
         with self._lock:
             ids = sorted(self._watch)
-        if ids:
-            states = job_states(ids)
-            if states is not None:
-                with self._lock:
-                    self._states.update(states)
+        if not ids:
+            return
+        states = job_states(ids)
+        if states is None:
+            return
+        with self._lock:
+            for job, st in states.items():
+                if st[0] not in LIVE_STATES and self._unconfirmed.pop(job, None) != st[0]:
+                    self._unconfirmed[job] = st[0]
+                    continue
+                self._unconfirmed.pop(job, None)
+                self._states[job] = st
 
     def close(self) -> None:
         self._stop = True
@@ -284,26 +296,33 @@ def sacct_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
     return states
 
 
-def squeue_states(job_ids: list[str]) -> dict[str, str]:
-    """job id → state of the jobs Slurm's controller still holds; {} when squeue fails."""
+def squeue_states(job_ids: list[str]) -> dict[str, str] | None:
+    """job id → state of the jobs Slurm's controller still holds live; None when squeue did not answer
+    (a timeout, a busy controller), which is not the same as "holds none of them"."""
     try:
-        out = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T"], capture_output=True,
-                             text=True, timeout=COMMAND_TIMEOUT_S, check=False).stdout
+        done = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T"], capture_output=True,
+                              text=True, timeout=COMMAND_TIMEOUT_S, check=False)
     except (OSError, subprocess.SubprocessError):
-        return {}
-    return {i: st for i, _, st in (line.strip().partition("|") for line in out.splitlines()) if i and st}
+        return None
+    if done.returncode != 0:
+        # squeue -j of one job the controller no longer holds fails with this; that is an answer.
+        return {} if "Invalid job id" in done.stderr else None
+    return {i: st for i, _, st in (line.strip().partition("|") for line in done.stdout.splitlines()) if i and st}
 
 
 def job_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
-    """job id → (state, ExitCode): the controller's word (squeue) for a job it holds live, else sacct's.
+    """job id → (state, ExitCode): the controller's word (squeue) for a job it holds live, else sacct's;
+    None unless both answered.
 
     sacct alone is not enough: accounting is written asynchronously, and a job that requeues itself
     (submitit, before its time limit) shows there as CANCELLED for a moment while the controller
-    already holds it again as PENDING; an end read from that moment would fail a healthy run."""
+    already holds it again as PENDING; an end read from that moment would fail a healthy run. So an
+    end is believed only when squeue answered too (a busy controller may time out: CI's did)."""
     states = sacct_states(job_ids)
-    if states is None:
+    live = squeue_states(job_ids) if states is not None else None
+    if states is None or live is None:
         return None
-    for job, state in squeue_states(job_ids).items():
+    for job, state in live.items():
         if state in LIVE_STATES:
             states[job] = (state, "")
     return states
@@ -312,7 +331,7 @@ def job_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
 def job_state(job_id: str) -> str | None:
     """A job's state now: squeue for a job Slurm still holds (sacct may not list a pending job yet),
     else sacct; None when neither answers."""
-    state = squeue_states([job_id]).get(job_id)
+    state = (squeue_states([job_id]) or {}).get(job_id)
     if state:
         return state
     st = (sacct_states([job_id]) or {}).get(job_id)
@@ -364,12 +383,20 @@ class SlurmJob:
         if st is None or st[0] in LIVE_STATES:
             return None
         state, exit_code = st
-        self.end_state = state
+        first, self.end_state = self.end_state is None, state
         if self.paths.result.exists():
             return 0
+        if first:
+            # However it ended, the job id must not come back: scancel is a no-op for an ended job, and
+            # it stops one that submitit requeued after all while imacsr puts the run back in its queue.
+            self.monitor.scancel(self.job_id)
+        end = self._trainer_end()
         if state in REQUEUE_STATES:
             self.requeue_reason = f"Slurm ended job {self.job_id} with {state}"
-        end = self._trainer_end()
+        elif end is not None and end.status == "interrupted" and end.message == WARNING_MESSAGE:
+            # Slurm's pre-limit / preemption warning stopped a healthy trainer, and the job was not
+            # requeued (submitit's scontrol requeue failed, or the job ended first).
+            self.requeue_reason = f"Slurm warned job {self.job_id} (SIGUSR2) and ended it ({state})"
         if end is not None and isinstance(end.exit_code, int):
             return int(end.exit_code)
         if state == "CANCELLED":

@@ -395,3 +395,32 @@ III (3 points) & \\textbf{47.10 $\\pm$ 0.14 (n=2)} & 43.30 $\\pm$ 0.14 (n=2) & 4
 % VI-II (mIoU): supported; output: I 44.10 (n=2), II 42.10 (n=2), III 41.10 (n=2); supported (Holm-corrected over 2 comparisons, α = 0.05); output I vs II: +2.00 points [95% CI +2.00, +2.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported; output II vs III: +1.00 points [95% CI +1.00, +1.00], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported
 % VI-III (mIoU): contradicted; central: I 43.10 (n=2), II 43.60 (n=2), III 43.30 (n=2); contradicted (Holm-corrected over 2 comparisons, α = 0.05); central II vs I: +0.50 points [95% CI +0.50, +0.50], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: supported; central III vs II: -0.30 points [95% CI -0.30, -0.30], p < 0.001, Holm-adjusted p < 0.001 (paired t), n = 2/2: contradicted
 """
+
+
+
+@pytest.mark.parametrize("which", ["iv", "paper"])
+def test_table_iv_in_an_80_column_terminal_cuts_no_figure_and_no_verdict(report_db, which):
+    import io
+
+    from rich.console import Console
+
+    url, _ = report_db
+    t = report.table_iv(db=url) if which == "iv" else report.paper_table()
+    out = io.StringIO()
+    Console(file=out, width=80, color_system=None).print(report.rich_table(t))
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert not any("\u2026" in line for line in lines)
+    gains = t.frame.dropna(subset=["gain_pts"]) if which == "paper" else t.frame[t.frame["test"].astype(bool)]
+    assert len(gains) > 0
+    for c in gains.itertuples():  # each gain and its interval whole, on one line
+        text = (f"[{tables.fmt_signed(c.gain_low)}, {tables.fmt_signed(c.gain_high)}]" if which == "iv"
+                else tables.fmt_signed(c.gain_pts))
+        assert any(text in line for line in lines), text
+    if which == "iv":
+        verdicts = set(t.frame["verdict"].dropna()) - {""}
+        assert {stats.SUPPORTED, stats.NO_SPREAD} <= verdicts
+        tokens = {w for line in lines for w in line.split()}
+        assert all(w in tokens for v in verdicts for w in v.split())  # wrapped at spaces at most
+        rows = [line.split() for line in lines if line.split()[:1] == ["verdict"]]
+        assert rows and all(len(r) == 5 for r in rows if set(r[1:]) <= {stats.SUPPORTED, "\u2013"})

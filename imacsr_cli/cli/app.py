@@ -83,8 +83,32 @@ for _module in (_grid, _status, _runs, _train, _models, _spec, _data, _report):
 _wrap_all(app)
 
 
-def main() -> None:
-    app()
+try:  # typer >= 0.24 carries its own copy of click; older ones use click itself
+    from typer import _click as click
+except ImportError:  # pragma: no cover - depends on the installed typer
+    import click  # type: ignore[no-redef]
+
+
+def main() -> int:
+    """Run the app. A usage mistake (an unknown option or command, a missing argument, a value of the
+    wrong type) is one line on stderr with exit code 2, like every other mistake, instead of click's
+    three-line block; a bare `imacsr` or command group still prints its help."""
+    try:
+        code = app(standalone_mode=False)
+    except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "imacsr"
+        typer.echo(f"error: {exc.format_message().rstrip('.')} (see '{where} -h')", err=True)
+        return exc.exit_code
+    except click.exceptions.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("Aborted!", err=True)
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ matters (CUDA_VISIBLE_DEVICES: a subprocess)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -299,3 +301,26 @@ def test_spec_keys_shows_each_range():
     lines = invoke("spec", "keys").output.splitlines()
     assert "optim.lr             0.0003           learning rate (Table III); a number in (0, 10]" in lines
     assert "optim.betas          [0.9, 0.999]     Adam betas (Table III); each a number in [0, 1)" in lines
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run-grid", "--bogus"], "No such option: --bogus (Possible options: --gpus, --jobs, --verbose) "
+                              "(see 'imacsr run-grid -h')"),
+    (["runz"], "No such command 'runz'. Did you mean 'runs'? (see 'imacsr -h')"),
+    (["run-grid"], "Missing argument 'path' (see 'imacsr run-grid -h')"),
+    (["status", "--interval", "abc"], "Invalid value for '--interval': Input should be a valid number, unable "
+                                      "to parse string as a number (see 'imacsr status -h')"),
+])
+def test_a_usage_mistake_is_one_line_too(tmp_path, args, message):
+    # A real process running the `imacsr` entry point (argv[0] named so): the one-line form is main()'s.
+    entry = "import sys; sys.argv[0] = 'imacsr'; from imacsr_cli.cli.app import main; sys.exit(main())"
+    r = subprocess.run([sys.executable, "-c", entry,
+                        *args], capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"error: {message}\n")
+
+
+def test_bare_commands_still_print_their_help(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "imacsr_cli", "runs"], capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert r.returncode == 2 and r.stderr.startswith("Usage: ") and "retry" in r.stderr

@@ -30,7 +30,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
+from imacsr_cli.lazy import lazy_import
+
+np = lazy_import("numpy")  # loaded when an image is read, not when the dataset registers
 
 from imacsr_cli.data.files import SPLITS_DIR, Sample, Scan, pair_by_name, require_dir, require_root
 from imacsr_cli.data.labels import ColourCodec, LabelCodec, read_gray_ids, read_rgb_array

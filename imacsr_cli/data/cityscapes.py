@@ -20,7 +20,9 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import numpy as np
+from imacsr_cli.lazy import lazy_import
+
+np = lazy_import("numpy")  # loaded when an image is read, not when the dataset registers
 
 from imacsr_cli.data.files import Sample, Scan, require_dir, require_root, sorted_entries
 from imacsr_cli.data.labels import LabelCodec, read_gray_ids

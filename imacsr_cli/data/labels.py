@@ -13,11 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-
 from imacsr_cli.data.registry import IGNORE_INDEX
 from imacsr_cli.errors import DataError
+from imacsr_cli.lazy import lazy_import
+
+# Loaded when an image is read, not when the datasets register (the plan reads PNG headers only).
+np = lazy_import("numpy")
+Image = lazy_import("PIL.Image")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOUR_TYPES = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale+alpha", 6: "RGBA"}
@@ -31,7 +33,7 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
         return img
     except FileNotFoundError:
         raise DataError(f"{what} {path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{what} {path}: cannot read as an image ({_short(exc)})") from None
 
 

@@ -12,7 +12,9 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
+from imacsr_cli.lazy import lazy_import
+
+np = lazy_import("numpy")  # loaded when an image is read, not when the dataset registers
 
 from imacsr_cli.data.files import Sample, Scan
 from imacsr_cli.data.labels import LabelCodec, decode_rgb, read_rgb

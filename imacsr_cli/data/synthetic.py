@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
+from imacsr_cli.lazy import lazy_import
+
+np = lazy_import("numpy")  # loaded when an image is read, not when the dataset registers
 
 from imacsr_cli.data.registry import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, DatasetEntry, DatasetInfo, register
 from imacsr_cli.spec.runspec import DataSpec

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from imacsr_cli.data import registry
 from imacsr_cli.data.labels import open_image
 from imacsr_cli.data.paired import Reader
 from imacsr_cli.data.registry import IGNORE_INDEX
 from imacsr_cli.errors import DataError, SpecError
+from imacsr_cli.lazy import lazy_import
 from imacsr_cli.spec.runspec import DataSpec
+
+np = lazy_import("numpy")  # the plan's layout check (readers) decodes nothing
 
 MAX_LISTED = 20  # problems/paths listed in full; the rest are counted
 

@@ -8,7 +8,10 @@ a temporary folder by ``imacsr data fake``) goes through the default Cityscapes 
 (random scale 0.5–2 of 512×1024, a 512×1024 crop, flip, ImageNet normalisation) and a DataLoader
 with 0, 1 and 2 workers, three ways: the pre-issue-13 pipeline (tests/data/legacy_pipeline.py), today's
 with the default ``data.resize = "whole"`` and today's with ``data.resize = "window"``; beside them, the
-time to decode the same PNG pairs alone (Pillow, as before, and libpng, as now).
+time to decode the same PNG pairs alone (Pillow, as before, and libpng, as now). Today's pipelines run
+as the trainer's DataLoader does: compact uint8 batches, normalised later where the model runs
+(``transforms.batch_to_device``); the last line is that normalisation's own rate on this CPU, the work
+a GPU takes over.
 
 Configurations are interleaved: each round runs every one of them once (in alternating order) after
 one warm-up round that is not counted; the table shows the median images/s over the rounds with
@@ -67,8 +70,22 @@ def pipeline(dataset, count: int, workers: int, legacy, batch: int) -> float:
     it = iter(loader)
     next(it)  # worker start-up is not part of the rate
     t0 = time.perf_counter()
-    seen = sum(len(images) for images, _ in it)
+    seen = sum(len(batch[0]) for batch in it)
     return seen / (time.perf_counter() - t0)
+
+
+def normalise_rate(dataset, count: int, batch: int) -> float:
+    """Images per second of ``batch_to_device`` on the CPU over compact batches of ``dataset``."""
+    import torch
+
+    from imacsr_cli.data.registry import pad_collate
+    from imacsr_cli.data.transforms import batch_to_device
+
+    compact = pad_collate([dataset[i % len(dataset)] for i in range(batch)])
+    t0 = time.perf_counter()
+    for _ in range(max(1, count // batch)):
+        batch_to_device(compact, torch.device("cpu"))
+    return max(1, count // batch) * batch / (time.perf_counter() - t0)
 
 
 def decode(dataset, count: int, legacy) -> float:
@@ -116,6 +133,7 @@ def main() -> None:
     spec = resolve(RunSpec.from_dict({"data": {"name": "cityscapes", "root": str(root)}}))
     datasets = {"legacy": registry.build(spec.data, "train"), "whole": registry.build(spec.data, "train"),
                 "window": registry.build(dataclasses.replace(spec.data, resize="window"), "train")}
+    datasets["whole"].compact = datasets["window"].compact = True  # as the trainer's DataLoader reads them
     legacy = _legacy()
     d = spec.data
     print(f"cityscapes at {root}: {len(datasets['whole'])} training images; scale {d.scale_range[0]}–"
@@ -127,12 +145,14 @@ def main() -> None:
     # window: today's with data.resize = "window". Decoding is the same for whole and window.
     configs = [("decode only", "legacy", None), ("decode only", "whole", None)]
     configs += [(f"pipeline, {w} workers", kind, w) for w in args.workers for kind in KINDS]
+    configs += [("normalise (CPU)", "whole", -1)]
     rates: dict[tuple[str, str], list[float]] = {(label, kind): [] for label, kind, _ in configs}
     for r in range(args.rounds + 1):
         order = configs if r % 2 == 0 else configs[::-1]
         for label, kind, workers in order:
             old = legacy if kind == "legacy" else None
             rate = (decode(datasets[kind], args.images, old) if workers is None
+                    else normalise_rate(datasets[kind], args.images, args.batch) if workers < 0
                     else pipeline(datasets[kind], args.images, workers, old, args.batch))
             if r:
                 rates[(label, kind)].append(rate)
@@ -146,9 +166,9 @@ def main() -> None:
     print(f"{'images/s: median (min–max)':<24} {'legacy (before)':>20} {'whole (now)':>20} {'window':>20} "
           f"{'whole / legacy':>20} {'window / legacy':>20}")
     for label in dict.fromkeys(label for label, _, _ in configs):
-        old = rates[(label, "legacy")]
+        old = rates.get((label, "legacy"), [])
         row = [rates.get((label, k), []) for k in ("whole", "window")]
-        ratios = [[b / a for a, b in zip(old, v)] if v else [] for v in row]
+        ratios = [[b / a for a, b in zip(old, v)] if v and old else [] for v in row]
         print(f"{label:<24} {cell(old):>20} {cell(row[0]):>20} {cell(row[1]):>20} {cell(ratios[0]):>20} "
               f"{cell(ratios[1]):>20}")
     if tmp is not None:

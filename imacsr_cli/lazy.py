@@ -21,4 +21,7 @@ def lazy_import(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:  # as the import system does: `import PIL; PIL.Image` must find the submodule (matplotlib)
+        setattr(sys.modules[parent], child, module)
     return module

@@ -53,10 +53,13 @@ class Reader:
 
 
 class PairedDataset:
-    """(image, label) pairs from files: float32 (3, H, W) normalised, int64 (H, W) training ids.
+    """(image, label) pairs from files: float32 (3, H, W) normalised, int64 (H, W) training ids; with
+    ``compact = True`` (the trainer's DataLoader) the compact form of transforms.py instead.
 
     ``set_seed``/``set_epoch``: see transforms.py. Evaluation ignores them.
     """
+
+    compact = False
 
     def __init__(self, samples: list[Sample], codec: LabelCodec, transform: TrainTransform | EvalTransform):
         from imacsr_cli.data.transforms import TrainTransform, sample_rng
@@ -104,6 +107,8 @@ class PairedDataset:
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = self.read(index)
         rng = self._rng(self.seed, self.epoch, index) if self._rng is not None else None
+        if self.compact:
+            return self.transform.compact(image, label, rng)  # type: ignore[arg-type]
         return self.transform(image, label, rng)  # type: ignore[arg-type]
 
 

@@ -115,18 +115,24 @@ def info(spec: DataSpec) -> DatasetInfo:
     return get(spec.name).info(spec)
 
 
-def pad_collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_collate(batch: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
     """Stack samples, padding smaller ones at the bottom/right: images with 0, labels with ignore.
 
-    Padding is labelled IGNORE_INDEX, so it never counts in the loss or the metrics.
+    Padding is labelled IGNORE_INDEX, so it never counts in the loss or the metrics. Float samples
+    (image, label) give (images, int64 labels); compact ones (uint8 pixels, uint8 label, box; see
+    transforms.py) give (uint8 pixels, uint8 labels, boxes), the padding outside each box, where
+    ``transforms.batch_to_device`` zeroes the normalised image as the float form pads it.
     """
     import torch
 
-    h = max(img.shape[-2] for img, _ in batch)
-    w = max(img.shape[-1] for img, _ in batch)
+    h = max(sample[0].shape[-2] for sample in batch)
+    w = max(sample[0].shape[-1] for sample in batch)
+    compact = len(batch[0]) == 3
     images = torch.zeros(len(batch), batch[0][0].shape[0], h, w, dtype=batch[0][0].dtype)
-    labels = torch.full((len(batch), h, w), IGNORE_INDEX, dtype=torch.long)
-    for i, (img, lab) in enumerate(batch):
+    labels = torch.full((len(batch), h, w), IGNORE_INDEX, dtype=torch.uint8 if compact else torch.long)
+    for i, (img, lab, *_) in enumerate(batch):
         images[i, :, : img.shape[-2], : img.shape[-1]] = img
         labels[i, : lab.shape[-2], : lab.shape[-1]] = lab
+    if compact:
+        return images, labels, torch.stack([sample[2] for sample in batch])
     return images, labels

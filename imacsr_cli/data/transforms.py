@@ -34,9 +34,18 @@ Call them if the dataset has them (``hasattr``); evaluation datasets have them t
 Workers copy the dataset when a DataLoader iterator is created, so ``persistent_workers=True``
 would freeze the epoch seen by the workers: create the iterator after ``set_epoch`` and do not
 use persistent workers.
+
+Two forms of a sample. ``transform(image, label, rng)`` gives the normalised float32 (3, H, W) image
+and int64 (H, W) label. ``transform.compact(...)`` gives what the trainer's DataLoader carries: the
+uint8 (3, H, W) pixels, the uint8 (H, W) label and the (top, left, bottom, right) box of the real
+pixels (outside it is padding); ``batch_to_device`` normalises a batch of them where the model runs
+and zeroes the padding, so a worker does no float work and moves a quarter of the bytes. Both forms
+run the same elementwise arithmetic, so their values are equal bit for bit.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -62,9 +71,45 @@ def to_tensors(image: Image.Image | np.ndarray, label: np.ndarray) -> tuple[torc
     """RGB pixels (PIL or uint8 (H, W, 3)) + uint8 ids → normalised float32 (3, H, W) and int64 (H, W).
 
     Normalisation is elementwise, so normalising a crop gives the crop of the normalised image."""
-    pixels = torch.from_numpy(np.array(_pixels(image), dtype=np.uint8, copy=True)).permute(2, 0, 1)
-    img = (pixels.float().div_(255.0) - _MEAN) / _STD
-    return img, torch.from_numpy(label.astype(np.int64))
+    img, lab = _uint8_tensors(image, label)
+    return normalise(img), lab.long()
+
+
+def _uint8_tensors(image: Image.Image | np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (3, H, W) pixels and uint8 (H, W) label, sharing the arrays' memory where they allow it."""
+    pixels, label = _pixels(image), np.asarray(label, dtype=np.uint8)
+    pixels = pixels if pixels.flags.writeable else pixels.copy()  # torch warns on read-only memory
+    label = label if label.flags.writeable else label.copy()
+    return torch.from_numpy(pixels).permute(2, 0, 1), torch.from_numpy(label)
+
+
+def normalise(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (..., 3, H, W) → ImageNet-normalised float32, on their device."""
+    mean, std = _MEAN.to(pixels.device), _STD.to(pixels.device)
+    return (pixels.float().div_(255.0) - mean) / std
+
+
+def _full_box(height: int, width: int) -> torch.Tensor:
+    return torch.tensor([0, 0, height, width])
+
+
+def batch_to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A DataLoader batch on ``device`` as (normalised float32 images, int64 labels).
+
+    A compact batch (uint8 pixels, uint8 labels, boxes) is moved as uint8, then normalised there with
+    everything outside each sample's box set to 0, as the float form pads; a float batch (the
+    synthetic scenes) is only moved."""
+    if len(batch) == 2:
+        images, labels = batch
+        return images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    pixels, labels, boxes = batch
+    images = normalise(pixels.to(device, non_blocking=True))
+    height, width = images.shape[-2:]
+    for i, (top, left, bottom, right) in enumerate(boxes.tolist()):  # boxes stay on the CPU: no sync
+        if (top, left, bottom, right) != (0, 0, height, width):
+            images[i, :, :top], images[i, :, bottom:] = 0.0, 0.0
+            images[i, :, :, :left], images[i, :, :, right:] = 0.0, 0.0
+    return images, labels.to(device, non_blocking=True).long()
 
 
 def resize_pair(image: Image.Image | np.ndarray, label: np.ndarray,
@@ -89,8 +134,15 @@ def _window(pixels: np.ndarray, label: np.ndarray, size: tuple[int, int],
         return pixels[top : top + wh, left : left + ww], label[top : top + wh, left : left + ww]
     sy, sx = src_h / h, src_w / w  # source pixels per output pixel
     box = (left * sx, top * sy, (left + ww) * sx, (top + wh) * sy)
-    image = np.asarray(Image.fromarray(pixels).resize((ww, wh), Image.BILINEAR, box=box))
-    return image, np.asarray(Image.fromarray(label).resize((ww, wh), Image.NEAREST, box=box))
+    # Hand Pillow only the source region the box's filter taps reach (a bilinear tap reaches
+    # max(1, scale) pixels from a sample's centre), not the whole image: fromarray copies what it
+    # is given, and at 2048x1024 that copy cost as much as the resampling.
+    mx, my = math.ceil(max(1.0, sx)) + 1, math.ceil(max(1.0, sy)) + 1
+    x0, y0 = max(0, int(box[0]) - mx), max(0, int(box[1]) - my)
+    x1, y1 = min(src_w, math.ceil(box[2]) + mx), min(src_h, math.ceil(box[3]) + my)
+    box = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
+    image = np.asarray(Image.fromarray(pixels[y0:y1, x0:x1]).resize((ww, wh), Image.BILINEAR, box=box))
+    return image, np.asarray(Image.fromarray(label[y0:y1, x0:x1]).resize((ww, wh), Image.NEAREST, box=box))
 
 
 class EvalTransform:
@@ -101,6 +153,12 @@ class EvalTransform:
         if self.size is not None:
             image, label = resize_pair(image, label, self.size)  # type: ignore[arg-type]
         return to_tensors(image, label)
+
+    def compact(self, image: Image.Image | np.ndarray, label: np.ndarray, rng: np.random.Generator | None = None):
+        if self.size is not None:
+            image, label = resize_pair(image, label, self.size)  # type: ignore[arg-type]
+        img, lab = _uint8_tensors(image, label)
+        return img, lab, _full_box(*lab.shape)  # views of the arrays: the collation copies them once
 
 
 class TrainTransform:
@@ -119,6 +177,13 @@ class TrainTransform:
         self.base = None if base_size is None else tuple(base_size)  # None: the image's own size
 
     def __call__(self, image: Image.Image | np.ndarray, label: np.ndarray, rng: np.random.Generator):
+        img, lab, box = self.compact(image, label, rng)
+        top, left, bottom, right = box.tolist()
+        out = torch.zeros(img.shape, dtype=torch.float32)  # padding: 0 after normalisation
+        out[:, top:bottom, left:right] = normalise(img[:, top:bottom, left:right])
+        return out, lab.long()
+
+    def compact(self, image: Image.Image | np.ndarray, label: np.ndarray, rng: np.random.Generator):
         # Always draw the same four numbers in the same order, so a sample's draws never depend on
         # its image size or on the options that are off.
         scale = rng.uniform(*self.scale_range)
@@ -137,13 +202,16 @@ class TrainTransform:
             # float and normalised.
             pixels, label = resize_pair(pixels, label, (h, w))
             pixels, label = pixels[top : top + ch, left : left + cw], label[top : top + ch, left : left + cw]
-        img, lab = to_tensors(pixels, label)
-        if img.shape[1:] != (ch, cw):
-            padded_img = torch.zeros(3, ch, cw)
-            padded_lab = torch.full((ch, cw), IGNORE_INDEX, dtype=torch.long)
-            padded_img[:, : img.shape[1], : img.shape[2]] = img
-            padded_lab[: lab.shape[0], : lab.shape[1]] = lab
+        img, lab = _uint8_tensors(pixels, label)
+        rows, cols = lab.shape
+        if (rows, cols) != (ch, cw):  # a scaled image smaller than the crop: pad at the bottom/right
+            padded_img = torch.zeros(3, ch, cw, dtype=torch.uint8)
+            padded_lab = torch.full((ch, cw), IGNORE_INDEX, dtype=torch.uint8)
+            padded_img[:, :rows, :cols] = img
+            padded_lab[:rows, :cols] = lab
             img, lab = padded_img, padded_lab
+        box = torch.tensor([0, 0, rows, cols])
         if self.hflip and flip:
             img, lab = img.flip(-1), lab.flip(-1)
-        return img.contiguous(), lab.contiguous()
+            box = torch.tensor([0, cw - cols, rows, cw])
+        return img, lab, box  # views or fresh tensors: the collation copies them once

@@ -32,6 +32,7 @@ from imacsr_cli import errors
 from imacsr_cli import metric_names as mn
 from imacsr_cli.units import metric_text
 from imacsr_cli.data import registry as data_registry
+from imacsr_cli.data.transforms import batch_to_device
 from imacsr_cli.models import registry as model_registry
 from imacsr_cli.rundir import (
     CheckpointSetAside,
@@ -174,6 +175,8 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
     for ds in (train_set, val_set):
         if hasattr(ds, "set_seed"):
             ds.set_seed(spec.train.seed)
+        if hasattr(ds, "compact"):  # uint8 batches, normalised on the device (transforms.batch_to_device)
+            ds.compact = True
     faults.at_startup(fault, paths.fault_marker, paths.root / ".fault_release")
 
     outputs = info.num_classes + 1 if spec.data.void_logit else info.num_classes  # author's code: a void logit
@@ -383,8 +386,8 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
     loader = _loader(dataset, spec, sampler=order.tolist(), drop_last=True, device=device)
     reads = _Reads(epoch, len(loader), device, events)
     steps = len(loader)
-    for step, (images, labels) in enumerate(loader, start=1):
-        if not bool((labels != trainee.ignore_index).any()):  # on the CPU tensor: no device sync
+    for step, batch in enumerate(loader, start=1):
+        if not bool((batch[1] != trainee.ignore_index).any()):  # on the CPU tensor: no device sync
             log.warning("epoch %d, step %d: every pixel of the batch is void; skipped (zero weight)", epoch, step)
             with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": on purpose here
                 warnings.simplefilter("ignore", UserWarning)
@@ -392,7 +395,7 @@ def train_one_epoch(trainee: IMacSR, optimizer: torch.optim.Optimizer, schedule:
             events.progress(phase="train", epoch=epoch, step=step, steps=steps)
             reads.skipped += 1
             continue
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        images, labels = batch_to_device(batch, device)
         if spec.train.channels_last and device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -470,8 +473,8 @@ def evaluate(trainee: IMacSR, dataset: Dataset, spec: RunSpec, num_classes: int,
     trainee.eval()
     cm = ConfusionMatrix(num_classes, ignore_index, void_column=spec.data.void_logit)
     loader = _loader(dataset, spec, sampler=None, drop_last=False, device=device)
-    for step, (images, labels) in enumerate(loader, start=1):
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    for step, batch in enumerate(loader, start=1):
+        images, labels = batch_to_device(batch, device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = trainee(images)
         if logits.shape[-2:] != labels.shape[-2:]:

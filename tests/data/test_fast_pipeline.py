@@ -76,3 +76,51 @@ def test_a_corrupt_png_still_fails_with_one_line_naming_it(tmp_path):
     path.write_bytes(data[: len(data) // 2])  # truncated inside the image data
     with pytest.raises(DataError, match=r"^image .*x\.png: cannot decode"):
         decode_rgb(path)
+
+
+@pytest.mark.parametrize("dataset,fake,changes", CASES)
+def test_compact_batches_normalised_where_the_model_runs_equal_the_float_batches(tmp_path, dataset, fake, changes):
+    # What the trainer's DataLoader carries (uint8 pixels and labels, boxes) and normalises on its
+    # device, against the float form collated as before: equal bit for bit, padding and flips included.
+    from imacsr_cli.data.transforms import batch_to_device
+
+    root = tmp_path / dataset
+    write_fake(dataset, root, n=6 if dataset == "cityscapes" else 12, size=(97, 53), seed=1, **fake)
+    data = spec(dataset, root, **changes)
+    padded = 0
+    for split in ("train", "val"):
+        ds = registry.build(data, split)
+        ds.set_seed(3)
+        for epoch in (1, 2):
+            ds.set_epoch(epoch)
+            batch = list(range(min(len(ds), 4)))
+            ds.compact = False
+            images, labels = registry.pad_collate([ds[i] for i in batch])
+            ds.compact = True
+            compact = registry.pad_collate([ds[i] for i in batch])
+            ds.compact = False
+            pixels, small_labels, boxes = compact
+            assert pixels.dtype == small_labels.dtype == torch.uint8 and boxes.shape == (len(batch), 4)
+            on_device = batch_to_device(compact, torch.device("cpu"))
+            assert on_device[0].dtype == torch.float32 and on_device[1].dtype == torch.int64
+            assert torch.equal(on_device[0], images), (split, epoch)
+            assert torch.equal(on_device[1], labels), (split, epoch)
+            full = torch.tensor([0, 0, *pixels.shape[-2:]])
+            padded += int((boxes != full).any(dim=1).sum())
+    if changes.get("eval_native"):  # crops larger than the scaled image, native sizes in one batch
+        assert padded > 0
+
+
+def test_lazily_loaded_modules_behave_as_imported_ones():
+    # The dataset modules load numpy and PIL.Image on first use (imacsr_cli/lazy.py); other code that
+    # imports them the usual ways (matplotlib: `import PIL` then `PIL.Image`) must see real modules.
+    import subprocess
+    import sys
+
+    code = ("import imacsr_cli.data.registry as r; r._load_all(); import sys; "
+            "assert 'numpy' in sys.modules and 'PIL.Image' in sys.modules; "
+            "import PIL; from PIL import Image; import numpy; "
+            "assert PIL.Image is Image and Image.new('L', (2, 2)).size == (2, 2); "
+            "assert numpy.zeros(3).sum() == 0; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert (out.returncode, out.stdout) == (0, "ok\n"), out.stderr

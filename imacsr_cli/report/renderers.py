@@ -337,9 +337,9 @@ def rich_table(table: Table) -> Any:
                 else:  # a gain's interval on a line of its own, like the n under each mean
                     shown = [Text(c.replace(" [", "\n["), style="dim") for c in cells]
                 t.add_row(Text(label, style="" if main else "dim"), *shown, end_section=i in ends)
-            parts.append(t)
+            parts += [Text(""), t]
         if table.findings is not None:
-            parts += [Text(r.statistics) for r in table.findings.itertuples()]
+            parts += [Text("")] + [Text(r.statistics) for r in table.findings.itertuples()]
     else:
         for model, dataset in _vi_groups(table):
             t = RichTable(title=f"{paper.model_label(model)} on {paper.dataset_label(dataset)}: {table.metric} (%)",

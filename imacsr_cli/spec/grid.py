@@ -158,19 +158,24 @@ class GridSpec(GridParsing):
         seeds: tuple[int | None, ...] = self.seeds or (None,)
         rows: list[GridRow] = []
         by_key: dict[str, int] = {}
-        # Each row is validated once (one RunSpec), each distinct spec resolved and hashed once.
-        resolved_cache: dict[str, tuple[RunSpec, str]] = {}
+        # Each row is validated once (one RunSpec) and resolved once; each (row, seed) hashed once.
+        resolved_cache: dict[str, RunSpec] = {}  # by the row's keys without the seed
         excludes = self._compiled_excludes()
         base = RunSpec.from_dict(self.base, source=f"{self.source} [base]")
         used_excludes: set[int] = set()
         self.warnings = []
         raw = self.raw_rows()
+        # A row's spec is built once and only its seed set per seed: resolve() never reads the seed,
+        # and at 1,100 seeds per row building and resolving every (row, seed) was most of a plan.
+        row_specs: list[RunSpec] = [self._row_spec(base, over) for over, _, _ in raw]
         for seed in seeds:
-            for over, labels, where in raw:
+            checked = None if seed is None else check_value("train.seed", seed, self.source)
+            for (over, labels, where), row_spec in zip(raw, row_specs):
+                seedless = over
                 over = dict(over)
                 if seed is not None:
                     over["train.seed"] = seed
-                spec = self._row_spec(base, over)
+                spec = row_spec if checked is None else _with_seed(row_spec, checked)
                 hit = _excluded(excludes, spec, labels)
                 if hit is not None:
                     used_excludes.add(hit)
@@ -185,14 +190,15 @@ class GridSpec(GridParsing):
                     final = spec
                 else:
                     error = None
-                    ck = repr(over)  # the row's own keys over the one base: the same keys, the same spec
+                    ck = repr(seedless)  # the row's own keys over the one base: the same keys, the same spec
                     if ck not in resolved_cache:
                         try:
-                            r = resolve(spec)
+                            r = resolve(row_spec)
                         except SpecError as exc:
                             raise SpecError(f"{self.source} {where} ({_describe(over)}): {exc}") from None
-                        resolved_cache[ck] = (r, r.run_id)
-                    final, run_id = resolved_cache[ck]
+                        resolved_cache[ck] = r
+                    final = resolved_cache[ck] if checked is None else _with_seed(resolved_cache[ck], checked)
+                    run_id = final.run_id
                     key = run_id
                 cell = dict(labels)
                 if key in by_key:
@@ -273,6 +279,11 @@ class GridSpec(GridParsing):
 
 
 # ---- helpers ------------------------------------------------------------------------------------
+
+
+def _with_seed(spec: RunSpec, seed: int) -> RunSpec:
+    """``spec`` with ``train.seed`` = seed (already checked against its range)."""
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, seed=seed))
 
 
 def _excluded(excludes: list[list[tuple[str, Any]]], spec: RunSpec, labels: dict[str, str]) -> int | None:

@@ -112,3 +112,28 @@ def test_runs_frame_refuses_unknown_grids_and_missing_databases(report_db, tmp_p
         frames.runs_frame(url, grid="nope")
     with pytest.raises(NotFound, match="no results database"):
         frames.runs_frame(str(tmp_path / "absent.db"))
+
+
+def test_identities_computed_once_per_seedless_spec_equal_the_full_conversion():
+    # runs_from_records converts a spec once per spec-without-seed; every shipped grid's runs, at
+    # several seeds, must come out exactly as identity_spec converts each in full.
+    import json
+    from pathlib import Path
+
+    from imacsr_cli.spec.grid import GridSpec
+
+    memo: dict = {}
+    experiments = Path(__file__).resolve().parents[2] / "experiments"
+    grids = sorted(p for p in experiments.rglob("*.toml") if p.parent.name != "runs")  # runs/: single specs
+    assert grids
+    seen = 0
+    for path in grids:
+        for row in GridSpec.load(path).valid_rows()[:40]:
+            for seed in (0, 7, 2**31 - 1):
+                tree = row.spec.to_dict()
+                tree["train"]["seed"] = seed
+                text = json.dumps(tree)
+                assert frames._identity_by_seedless(text, memo) == frames.identity_spec(text)
+                seen += 1
+    assert seen > 100 and len(memo) < seen / 3
+    assert frames._identity_by_seedless({"unknown": 1}, memo) == {"unknown": 1}

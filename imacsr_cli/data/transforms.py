@@ -83,9 +83,14 @@ def _uint8_tensors(image: Image.Image | np.ndarray, label: np.ndarray) -> tuple[
     return torch.from_numpy(pixels).permute(2, 0, 1), torch.from_numpy(label)
 
 
+_ON_DEVICE: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 def normalise(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 pixels (..., 3, H, W) → ImageNet-normalised float32, on their device."""
-    mean, std = _MEAN.to(pixels.device), _STD.to(pixels.device)
+    if pixels.device not in _ON_DEVICE:  # copied once: a copy per batch would wait for the GPU each time
+        _ON_DEVICE[pixels.device] = (_MEAN.to(pixels.device), _STD.to(pixels.device))
+    mean, std = _ON_DEVICE[pixels.device]
     return (pixels.float().div_(255.0) - mean) / std
 
 

@@ -32,4 +32,5 @@ def pytest_collection_modifyitems(config, items):
         params = getattr(item, "callspec", None)
         on_pg = "pg_url" in item.fixturenames or (params is not None and params.params.get("db_url") == "postgresql")
         if on_pg or HERE / "cluster" in Path(item.fspath).resolve().parents:
+            item.add_marker(pytest.mark.services)  # `just test` runs these in a pytest of their own
             item.add_marker(pytest.mark.xdist_group("services"))

@@ -366,6 +366,7 @@ class SlurmJob:
     started: float = field(default_factory=time.time)
     pid: int | None = None  # no local process: the handle is the job id
     requeue_reason: str | None = None  # set by poll when Slurm ended the job (TIMEOUT, PREEMPTED, ...)
+    signalled: bool = False  # imacsr (this scheduler) signalled the job: its end is not Slurm's doing
     end_state: str | None = None
 
     @property
@@ -393,10 +394,13 @@ class SlurmJob:
         end = self._trainer_end()
         if state in REQUEUE_STATES:
             self.requeue_reason = f"Slurm ended job {self.job_id} with {state}"
-        elif end is not None and end.status == "interrupted" and end.message == WARNING_MESSAGE:
+        elif end is not None and end.status == "interrupted" and (end.message == WARNING_MESSAGE or
+                                                                   (not self.signalled and "SIG" in end.message)):
+            # (A trainer stopped by a signal imacsr did not send: Slurm's warning reached only the
+            # submitit wrapper, whose checkpoint handler sent the SIGTERM.)
             # Slurm's pre-limit / preemption warning stopped a healthy trainer, and the job was not
             # requeued (submitit's scontrol requeue failed, or the job ended first).
-            self.requeue_reason = f"Slurm warned job {self.job_id} (SIGUSR2) and ended it ({state})"
+            self.requeue_reason = f"Slurm warned job {self.job_id} and ended it ({state})"
         if end is not None and isinstance(end.exit_code, int):
             return int(end.exit_code)
         if state == "CANCELLED":
@@ -414,6 +418,7 @@ class SlurmJob:
         return ends[-1] if ends else None
 
     def signal(self, sig: int) -> None:
+        self.signalled = True
         st = self.monitor.state(self.job_id)
         if sig == signal.SIGKILL or st is None or st[0] in WAITING_STATES:
             # A pending job has no trainer to signal (and scancel --signal on it retries for a minute).

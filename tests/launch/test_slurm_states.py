@@ -117,7 +117,7 @@ def test_a_trainer_stopped_by_slurms_warning_in_a_job_that_was_not_requeued_goes
         say(slurm, sacct="7|COMPLETED|0:0\n", squeue="")
         code = wait_for(lambda: job.poll(), what="the job's end")
         assert code == 6 and job.end_state == "COMPLETED"
-        assert job.requeue_reason == "Slurm warned job 7 (SIGUSR2) and ended it (COMPLETED)"
+        assert job.requeue_reason == "Slurm warned job 7 and ended it (COMPLETED)"
         # The job id must not come back by itself while imacsr requeues the run: scancel once.
         wait_for(lambda: (slurm / "scancel.log").exists(), what="scancel")
         job.poll()
@@ -127,7 +127,8 @@ def test_a_trainer_stopped_by_slurms_warning_in_a_job_that_was_not_requeued_goes
 
 
 @pytest.mark.parametrize("end, state, reason", [
-    (End(status="interrupted", reason="interrupted", message="received SIGTERM", exit_code=6), "CANCELLED", None),
+    (End(status="interrupted", reason="interrupted", message="received SIGTERM", exit_code=6), "CANCELLED",
+     "Slurm warned job 7 and ended it (CANCELLED)"),
     (End(status="failed", reason="crashed", message="boom", exit_code=1), "FAILED", None),
     (None, "TIMEOUT", "Slurm ended job 7 with TIMEOUT"),
 ])

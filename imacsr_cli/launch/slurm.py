@@ -317,7 +317,7 @@ def job_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
     sacct alone is not enough: accounting is written asynchronously, and a job that requeues itself
     (submitit, before its time limit) shows there as CANCELLED for a moment while the controller
     already holds it again as PENDING; an end read from that moment would fail a healthy run. So an
-    end is believed only when squeue answered too (a busy controller may time out: CI's did)."""
+    end is believed only when squeue answered too (a busy controller may time out)."""
     states = sacct_states(job_ids)
     live = squeue_states(job_ids) if states is not None else None
     if states is None or live is None:

@@ -31,6 +31,16 @@ class StoreError(ImacsrError):
     exit_code = 2
 
 
+class StoreDiskFull(StoreError):
+    """A write to the results database found its disk full. ``where`` is the database file and
+    ``detail`` SQLite's words; the scheduler stops a grid on it as on a trainer's full disk."""
+
+    def __init__(self, message: str, where: str, detail: str):
+        super().__init__(message)
+        self.where = where
+        self.detail = detail
+
+
 class RunFailed(ImacsrError):
     """A training run (or a grid of them) did not succeed."""
 

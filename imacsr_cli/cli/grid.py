@@ -147,8 +147,13 @@ def run_grid(
                  f"with their checkpoints; run the same command to resume", err=True)
             raise typer.Exit(outcome.exit_code)
         if outcome.disk_full is not None:
+            # A run whose requeue found no space either is still marked running: a later run-grid
+            # takes it back from this (then gone) scheduler.
+            unrecorded = (f" ({final['running']} still marked running: the next run-grid takes back the "
+                          "ones this one stopped)" if final["running"] else "")
             raise RunFailed(f"grid {grid.name}: stopped launching runs: {outcome.disk_full}; {final['queued']} runs "
-                            "are queued with their checkpoints: free space, then run the same command to resume")
+                            f"are queued with their checkpoints{unrecorded}: free space, then run the same command "
+                            "to resume")
         if outcome.exit_code != 0:
             bad = final["total"] - final["succeeded"]
             raise RunFailed(f"grid {grid.name}: {bad} of {final['total']} runs did not succeed "

@@ -37,7 +37,7 @@ import uuid
 from pathlib import Path
 
 from imacsr_cli import metric_names as mn
-from imacsr_cli.errors import ImacsrError
+from imacsr_cli.errors import ImacsrError, StoreDiskFull
 from imacsr_cli.launch import limits
 from imacsr_cli.launch.classify import Outcome, classify, tail_lines
 from imacsr_cli.launch.executor import Executor, Slot, pid_alive, trainer_of
@@ -161,12 +161,23 @@ class Scheduler:
                     if counts["queued"] == 0 and counts["running"] == 0:
                         break
                 time.sleep(self.poll)
+        except StoreDiskFull as exc:
+            # The database's disk is full, often because a trainer's checkpoint filled it a moment ago
+            # (whichever write comes first fails): the same stop as a trainer's disk_full, so a user
+            # gets one answer whoever hit it. Trainers are stopped and their runs requeued once the
+            # trainers' partial files are gone; a requeue that still finds no space is left to
+            # reclaim_orphans on the next start.
+            self._disk_full = self._disk_full or f"disk full: no space left for {exc.where} ({exc.detail})"
+            self._emergency_stop(codes.DISK_FULL, f"{self._disk_full}; resumes from its checkpoint")
         except BaseException:
             # A bug or a database failure: never leave trainers behind that nobody watches.
             self._emergency_stop()
             raise
         counts = self.store.plan(self.grid)
-        self.store.scheduler_heartbeat(self.owner, ended=True)
+        try:
+            self.store.scheduler_heartbeat(self.owner, ended=True)
+        except StoreDiskFull:
+            pass  # the lease runs out instead; nothing else is left to record
         self.observer.tick(counts, [])
         return GridOutcome(counts=counts, stopped_by=self._stop_signal, disk_full=self._disk_full)
 
@@ -184,7 +195,8 @@ class Scheduler:
             a.stop_at = time.monotonic()
             a.job.signal(signal.SIGTERM)
 
-    def _emergency_stop(self) -> None:
+    def _emergency_stop(self, reason: str = codes.INTERRUPTED,
+                        message: str = "scheduler error; resumes from its checkpoint") -> None:
         for a in self.active.values():
             a.job.signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace
@@ -194,7 +206,7 @@ class Scheduler:
             a.job.signal(signal.SIGKILL)
             try:
                 if not a.paths.result.exists():
-                    self.store.requeue(a.run_id, self.owner, codes.INTERRUPTED, "scheduler error; resumes from its checkpoint")
+                    self.store.requeue(a.run_id, self.owner, reason, message)
             except Exception:  # the database may be what failed; reclaim_orphans will catch up later
                 pass
 

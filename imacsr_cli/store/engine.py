@@ -40,7 +40,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
-from imacsr_cli.errors import NotFound, StoreError
+from imacsr_cli.errors import NotFound, StoreDiskFull, StoreError
 
 DEFAULT_URL = "sqlite:///results/imacsr.db"
 BUSY_TIMEOUT_S = 30.0
@@ -294,8 +294,9 @@ class Connected:
         free = _free_bytes(self.where) if self.url.startswith("sqlite") and self.where != ":memory:" else None
         if "disk is full" in str(exc.orig) or (free is not None and free < DISK_FULL_BYTES):
             room = f"{free} bytes free" if free is not None else "no space left"
-            return StoreError(f"{self.where}: the disk is full ({room} on its file system; SQLite: "
-                              f"{_one_line(exc.orig)}): free space and try again; what is stored is intact")
+            return StoreDiskFull(f"{self.where}: the disk is full ({room} on its file system; SQLite: "
+                                 f"{_one_line(exc.orig)}): free space and try again; what is stored is intact",
+                                 self.where, f"{room}; SQLite: {_one_line(exc.orig)}")
         return StoreError(f"{self.where}{what}: {_one_line(exc.orig)}")
 
     @contextmanager

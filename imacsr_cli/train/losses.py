@@ -5,12 +5,19 @@ the cross-entropy of an adapter's upsampled logits keeps the (N, K, H, W) log-so
 and the negative entropy keeps both p and log p over the C_m channels of z_m. For the points near
 the input these are the largest tensors of a training step (BENCHMARKS.md, issue 13).
 
-Here each term is a ``torch.autograd.Function`` that keeps only its (small, or already kept) input
-and recomputes the rest in backward, one sample at a time, so that the transient tensors are those
-of one image. The recomputation runs the very ATen operations of the naive form, and the gradient of
-the batch mean is obtained from autograd on the small per-pixel tensor, so the values and gradients
-are those of the naive form (tests/train/test_losses.py compares them with the naive form kept
-there as a reference).
+Here each term is a ``torch.autograd.Function`` whose gradient is written in closed form, one
+sample at a time, so that the transient full-size tensors are those of one image:
+
+- cross-entropy: d/du = (softmax(u) − onehot(y)) / labelled pixels, with u the upsampled logits;
+  it is computed in forward, where softmax(u) is at hand, and taken back through the upsampling
+  (the adjoint of bilinear interpolation, ATen's own kernel) to the logits' size, the only tensor
+  kept. Backward is one multiplication: nothing at label size is computed twice.
+- negative entropy: d/dz_k = p_k (log p_k − Σ_j p_j log p_j) / positions, recomputed in backward
+  from z_m (which the network keeps anyway): a gradient kept from forward would be another
+  z_m-sized tensor, the largest of all at the stem.
+
+Values are those of the naive form bit for bit (the same ATen reductions); gradients agree to
+rounding, 1e-5 relative (tests/train/test_losses.py, against the naive form kept there).
 
     cross_entropy(logits, target, ignore_index)   # CE after bilinear upsampling to the label size
     negative_entropy(z)                           # mean over positions of Σ_k p_k log p_k
@@ -26,10 +33,9 @@ def _upsample(logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
-def _picked(logp: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    """log p of each pixel's label, (n, 1, H, W); ignored pixels pick class 0 (masked later)."""
-    index = torch.where(target == ignore_index, 0, target).unsqueeze(1)
-    return logp.gather(1, index)
+def _upsample_adjoint(grad: torch.Tensor, size: torch.Size, input_shape: torch.Size) -> torch.Tensor:
+    """The gradient of ``_upsample`` w.r.t. its input, for ``grad`` at the output (what autograd runs)."""
+    return torch.ops.aten.upsample_bilinear2d_backward(grad, list(size), list(input_shape), False, None, None)
 
 
 def _nll_input(picked: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,38 +44,36 @@ def _nll_input(picked: torch.Tensor, target: torch.Tensor, ignore_index: int) ->
 
 
 class _UpsampledCrossEntropy(torch.autograd.Function):
-    """mean over labelled pixels of -log softmax(upsample(logits))[label]; keeps only ``logits``."""
+    """mean over labelled pixels of -log softmax(upsample(logits))[label]; keeps only d loss/d logits."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
         size = target.shape[-2:]
-        picked = torch.cat([
-            _picked(F.log_softmax(_upsample(logits[i : i + 1], size).float(), dim=1), target[i : i + 1], ignore_index)
-            for i in range(logits.shape[0])
-        ])
-        ctx.save_for_backward(logits, target, picked)
-        ctx.ignore_index = ignore_index
+        void = target == ignore_index
+        index = torch.where(void, 0, target).unsqueeze(1)  # ignored pixels pick class 0, weighted 0
+        # d loss / d log p[label] per pixel: -1 / labelled pixels, 0 where ignored (nll_loss's mean).
+        weight = torch.where(void, 0.0, 1.0 / (~void).sum()).unsqueeze(1)
+        want_grad = ctx.needs_input_grad[0]
+        picked, grads = [], []
+        for i in range(logits.shape[0]):
+            x = logits[i : i + 1]
+            u = _upsample(x, size)
+            logp = F.log_softmax(u.float(), dim=1)
+            picked.append(logp.gather(1, index[i : i + 1]))
+            if want_grad:
+                g = logp.exp_()  # softmax(u), in place: log p is no longer needed
+                g.scatter_add_(1, index[i : i + 1], torch.full_like(picked[-1], -1.0))
+                g.mul_(weight[i : i + 1])
+                grads.append(_upsample_adjoint(g.to(u.dtype), size, x.shape))
+        if want_grad:
+            ctx.save_for_backward(torch.cat(grads))
         # The same reduction (and summation order) as F.cross_entropy's over the full log-softmax.
-        return F.nll_loss(*_nll_input(picked, target, ignore_index), ignore_index=ignore_index)
+        return F.nll_loss(*_nll_input(torch.cat(picked), target, ignore_index), ignore_index=ignore_index)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        logits, target, picked = ctx.saved_tensors
-        ignore_index = ctx.ignore_index
-        size = target.shape[-2:]
-        with torch.enable_grad():
-            # d loss / d picked, exactly as nll_loss's backward gives it (-grad / labelled pixels).
-            leaf = picked.detach().requires_grad_()
-            (grad_picked,) = torch.autograd.grad(
-                F.nll_loss(*_nll_input(leaf, target, ignore_index), ignore_index=ignore_index), leaf, grad
-            )
-            grads = []
-            for i in range(logits.shape[0]):
-                x = logits[i : i + 1].detach().requires_grad_()
-                logp = F.log_softmax(_upsample(x, size).float(), dim=1)
-                (g,) = torch.autograd.grad(_picked(logp, target[i : i + 1], ignore_index), x, grad_picked[i : i + 1])
-                grads.append(g)
-        return torch.cat(grads), None, None
+        (grad_logits,) = ctx.saved_tensors
+        return grad_logits * grad.to(grad_logits.dtype), None, None
 
 
 class _NegativeEntropy(torch.autograd.Function):
@@ -79,21 +83,18 @@ class _NegativeEntropy(torch.autograd.Function):
     def forward(ctx, z: torch.Tensor) -> torch.Tensor:
         per_pixel = torch.cat([_sum_p_log_p(z[i : i + 1]) for i in range(z.shape[0])])
         ctx.save_for_backward(z)
-        ctx.pixels_shape = per_pixel.shape
         return per_pixel.mean()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (z,) = ctx.saved_tensors
-        with torch.enable_grad():
-            # d mean / d per-pixel value, from autograd on the small (N, H, W) tensor.
-            leaf = torch.zeros(ctx.pixels_shape, dtype=torch.float32, device=z.device, requires_grad=True)
-            (grad_pixels,) = torch.autograd.grad(leaf.mean(), leaf, grad)
-            grads = []
-            for i in range(z.shape[0]):
-                x = z[i : i + 1].detach().requires_grad_()
-                (g,) = torch.autograd.grad(_sum_p_log_p(x), x, grad_pixels[i : i + 1])
-                grads.append(g)
+        scale = grad / (z.numel() // z.shape[1])  # d mean / d per-position value
+        grads = []
+        for i in range(z.shape[0]):
+            logp = F.log_softmax(z[i : i + 1].float(), dim=1)
+            p = logp.exp()
+            s = (p * logp).sum(dim=1, keepdim=True)
+            grads.append(p.mul_(logp.sub_(s)).mul_(scale).to(z.dtype))
         return torch.cat(grads)
 
 

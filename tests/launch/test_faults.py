@@ -207,6 +207,33 @@ def test_a_full_disk_is_said_stops_the_grid_and_the_run_resumes_once_space_is_ba
         assert all(store.get(i).state == "succeeded" for i in ids)
 
 
+def test_a_disk_filling_mid_run_stops_the_grid_the_same_way_whichever_write_finds_it_full(tmp_path, small_disk):
+    # The disk fills while a trainer runs: the database's next write (the scheduler's) or the trainer's
+    # checkpoint may find it full first. Either way the grid stops with the same one-line answer and
+    # exit 1, and the run resumes once space is back (a database write used to end it with exit 2).
+    grid_file(tmp_path, "fills")
+    p = start(["run-grid", "fills.toml"], tmp_path, IMACSR_TEST_FAULT="stall@1")
+    wait_for_schema(tmp_path, 120, p)
+    with _store(tmp_path) as store:
+        (run_id,) = wait_for(lambda: store.grid_run_ids("fills"), 120, "enqueue", proc=p)
+        wait_for(lambda: store.get(run_id).state == "running", 300, "the run started", proc=p)
+    d = _run_dir(tmp_path, run_id)
+    wait_for(lambda: (d / "events.jsonl").exists(), 300, "the trainer's first event", proc=p)
+    _fill(tmp_path / "results" / "filler")
+    (d / ".fault_release").touch()  # an empty file needs no block
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 1, out + err
+    assert "stopped launching runs: disk full: no space left for" in err, err
+    assert "free space, then run the same command to resume" in err, err
+    assert "Traceback" not in out + err
+    (tmp_path / "results" / "filler").unlink()
+    small_disk("1g")  # a checkpoint beside the last one needs more than the 8 MB
+    r = imacsr(["run-grid", "fills.toml"], tmp_path, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with _store(tmp_path) as store:
+        assert store.get(run_id).state == "succeeded"
+
+
 def _fill(path: Path) -> None:
     with open(path, "wb", buffering=0) as fh:  # unbuffered: ENOSPC surfaces here, not at close
         try:

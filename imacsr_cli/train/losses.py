@@ -33,9 +33,11 @@ def _upsample(logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
-def _upsample_adjoint(grad: torch.Tensor, size: torch.Size, input_shape: torch.Size) -> torch.Tensor:
-    """The gradient of ``_upsample`` w.r.t. its input, for ``grad`` at the output (what autograd runs)."""
-    return torch.ops.aten.upsample_bilinear2d_backward(grad, list(size), list(input_shape), False, None, None)
+def _upsample_adjoint(grad: torch.Tensor, size: torch.Size, out: torch.Tensor) -> None:
+    """Write into ``out`` the gradient of ``_upsample`` w.r.t. its input (of ``out``'s shape), for
+    ``grad`` at the output: the kernel autograd runs, into a slice of the batch's gradient (no cat)."""
+    torch.ops.aten.upsample_bilinear2d_backward.grad_input(grad, list(size), list(out.shape), False, None, None,
+                                                           grad_input=out)
 
 
 def _nll_input(picked: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +56,8 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         # d loss / d log p[label] per pixel: -1 / labelled pixels, 0 where ignored (nll_loss's mean).
         weight = torch.where(void, 0.0, 1.0 / (~void).sum()).unsqueeze(1)
         want_grad = ctx.needs_input_grad[0]
-        picked, grads = [], []
+        picked = []
+        grad_logits = torch.empty_like(logits, memory_format=torch.contiguous_format) if want_grad else None
         for i in range(logits.shape[0]):
             x = logits[i : i + 1]
             u = _upsample(x, size)
@@ -64,9 +67,9 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
                 g = logp.exp_()  # softmax(u), in place: log p is no longer needed
                 g.scatter_add_(1, index[i : i + 1], torch.full_like(picked[-1], -1.0))
                 g.mul_(weight[i : i + 1])
-                grads.append(_upsample_adjoint(g.to(u.dtype), size, x.shape))
+                _upsample_adjoint(g.to(u.dtype), size, grad_logits[i : i + 1])
         if want_grad:
-            ctx.save_for_backward(torch.cat(grads))
+            ctx.save_for_backward(grad_logits)
         # The same reduction (and summation order) as F.cross_entropy's over the full log-softmax.
         return F.nll_loss(*_nll_input(torch.cat(picked), target, ignore_index), ignore_index=ignore_index)
 

@@ -1,11 +1,12 @@
 """The sync-free training step (issue 13): loss terms read once per N steps, the confusion matrix
 counted on the device, the fused loss terms, ``train.compile``; on the CPU the results are those of
-a read every step with the naive loss terms, bit for bit."""
+a read every step, bit for bit. (The fused terms' gradients equal the naive ones to rounding,
+tests/train/test_losses.py; a whole run cannot be compared: Adam's first step moves every weight by
+about lr · sign(g), so a rounding difference in a near-zero gradient becomes a full step.)"""
 
 import json
 from pathlib import Path
 
-import naive_losses
 import pytest
 import torch
 
@@ -33,13 +34,10 @@ def _run(tmp_path: Path, name: str) -> tuple[dict, list]:
     return json.loads((d / "result.json").read_text()), [e for e in events if e.kind == "epoch"]
 
 
-def test_reading_every_n_steps_and_the_fused_terms_change_no_result(tmp_path, monkeypatch):
-    # Reference: a read after every step (as before issue 13) with the naive loss terms.
+def test_reading_every_n_steps_changes_no_result(tmp_path, monkeypatch):
+    # Reference: a read after every step, as before issue 13.
     monkeypatch.setenv("IMACSR_READ_EVERY", "1")
-    with monkeypatch.context() as m:
-        m.setattr(imacsr, "cross_entropy", naive_losses.cross_entropy)
-        m.setattr(imacsr, "negative_entropy", naive_losses.negative_entropy)
-        ref, ref_epochs = _run(tmp_path, "reference")
+    ref, ref_epochs = _run(tmp_path, "reference")
     monkeypatch.setenv("IMACSR_READ_EVERY", "1000")  # one read per epoch
     new, new_epochs = _run(tmp_path, "sync_free")
     assert new["confusion_matrix"] == ref["confusion_matrix"]

@@ -10,12 +10,15 @@ round that is not counted. Within a round every configuration is compared with t
 run of that round; the table shows the median of those ratios over the rounds with their min–max,
 so a busy machine shows up as a wide spread, not as a wrong ratio.
 
-One measurement = one subprocess: build the model, ``--warmup`` untimed steps, then ``--steps`` timed
-steps (the step time is their median). Peak memory on the CPU is the growth of the process's peak
-resident set size (``ru_maxrss``) from just before the first step, with glibc's mmap threshold fixed
-at 64 KiB (``MALLOC_MMAP_THRESHOLD_``) so that every tensor is its own mapping and is returned to
-the system when freed: the peak RSS then follows the peak of live tensors instead of the heap's
-high-water mark. On CUDA it is ``torch.cuda.max_memory_allocated``.
+One measurement = two subprocesses. The timed one builds the model, runs ``--warmup`` untimed steps,
+then ``--steps`` timed steps (the step time is their median), with the allocator as a run has it.
+The memory one runs one warm-up and one step with glibc's mmap threshold fixed at 64 KiB
+(``MALLOC_MMAP_THRESHOLD_``), so that every tensor is its own mapping and is returned to the system
+when freed: its peak resident set size (``ru_maxrss``, growth from just before the first step) then
+follows the peak of live tensors instead of the heap's high-water mark. That setting makes every
+allocation a page-faulting mmap, which slows a step by half and the more so the more tensors it
+allocates, so it is never on while timing. On CUDA both come from one process
+(``torch.cuda.max_memory_allocated``).
 
 ``--naive`` adds the loss terms as they were before issue 13 (tests/train/naive_losses.py: every
 intermediate kept for backward), for the before/after comparison in BENCHMARKS.md.
@@ -130,13 +133,23 @@ def measure(args: argparse.Namespace, method: str, m: int, loss: str) -> dict:
             "torch": torch.__version__}
 
 
-def run_one(argv: list[str], method: str, m: int, loss: str) -> dict:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    out = subprocess.run([sys.executable, __file__, *argv, "--one", method, str(m), loss],
+def _child(argv: list[str], method: str, m: int, loss: str, memory: bool) -> dict:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    extra = ["--warmup", "1", "--steps", "1"] if memory else []
+    if memory:
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    out = subprocess.run([sys.executable, __file__, *argv, *extra, "--one", method, str(m), loss],
                          capture_output=True, text=True, env=env)
     if out.returncode != 0:
         sys.exit(f"measurement {method} M={m} ({loss}) failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_one(argv: list[str], method: str, m: int, loss: str, device: str) -> dict:
+    timed = _child(argv, method, m, loss, memory=False)
+    if device.startswith("cuda"):
+        return timed
+    return {**timed, "peak_mb": _child(argv, method, m, loss, memory=True)["peak_mb"]}
 
 
 def spread(values: list[float]) -> str:
@@ -178,11 +191,11 @@ def main() -> None:
         argv = argv[:i] + argv[i + 2:]
     print(f"{args.model} {args.variant or '(default)'} on {args.device}, {args.size[0]}×{args.size[1]}, "
           f"batch {args.batch}, amp {args.amp}; {args.rounds} rounds after 1 warm-up round, each measurement a "
-          f"fresh process: {args.warmup} warm-up + {args.steps} timed steps", flush=True)
+          f"fresh process: {args.warmup} warm-up + {args.steps} timed steps (memory: a process of its own)", flush=True)
     rounds: list[dict[str, dict]] = []
     for r in range(args.rounds + 1):
         order = configs if r % 2 == 0 else configs[::-1]
-        got = {label: run_one(argv, method, m, loss) for label, method, m, loss in order}
+        got = {label: run_one(argv, method, m, loss, args.device) for label, method, m, loss in order}
         if r == 0:
             continue  # warm-up round: page cache, CPU frequency, the allocator's first mappings
         rounds.append(got)

@@ -47,6 +47,10 @@ REQUEUE_STATES = frozenset({"TIMEOUT", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "D
 WARNING_MESSAGE = f"received {signal.SIGUSR2.name}"
 COMMAND_TIMEOUT_S = 30.0  # every sacct / scancel call
 POLL_S = 1.0  # how often the monitor asks sacct
+#: Reads an end must stand for when the trainer was stopped by a signal imacsr did not send: that is
+#: how a requeue looks while it passes (``scontrol requeue``, submitit's own before the time limit),
+#: and on a loaded controller the job can read COMPLETED for seconds before it is PENDING again.
+SETTLE_READS = 20
 MAX_TIME_LIMIT_REQUEUES = 20  # submitit requeues a job that reaches its time limit at most this often
 _TIME_RE = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+)(?::(\d+))?$")
 
@@ -220,6 +224,7 @@ class SlurmMonitor:
         self._stop = False
         self.errors = 0
         self.last_error = ""
+        self.reads = 0  # answered reads of sacct and squeue so far (SlurmJob counts an end's age in them)
         self._thread = threading.Thread(target=self._loop, name="slurm-monitor", daemon=True)
         self._thread.start()
 
@@ -251,6 +256,7 @@ class SlurmMonitor:
         if states is None:
             return
         with self._lock:
+            self.reads += 1
             for job, st in states.items():
                 if st[0] not in LIVE_STATES and self._unconfirmed.pop(job, None) != st[0]:
                     self._unconfirmed[job] = st[0]
@@ -368,6 +374,8 @@ class SlurmJob:
     requeue_reason: str | None = None  # set by poll when Slurm ended the job (TIMEOUT, PREEMPTED, ...)
     signalled: bool = False  # imacsr (this scheduler) signalled the job: its end is not Slurm's doing
     end_state: str | None = None
+    settle_reads: int = SETTLE_READS
+    _end_read: int | None = None  # the monitor's read count when an unsettled end was first seen
 
     @property
     def handle(self) -> str:
@@ -382,24 +390,29 @@ class SlurmJob:
     def poll(self) -> int | None:
         st = self.monitor.state(self.job_id)
         if st is None or st[0] in LIVE_STATES:
+            self._end_read = None  # an end seen before was a requeue passing: the same job goes on
             return None
         state, exit_code = st
-        first, self.end_state = self.end_state is None, state
         if self.paths.result.exists():
+            self.end_state = state
             return 0
+        end = self._trainer_end()
+        # A trainer stopped by a signal imacsr did not send: Slurm's warning (or a requeue's SIGTERM)
+        # reached it, or only the submitit wrapper, whose checkpoint handler sent the SIGTERM.
+        warned = (state not in REQUEUE_STATES and end is not None and end.status == "interrupted"
+                  and (end.message == WARNING_MESSAGE or (not self.signalled and "SIG" in end.message)))
+        if warned and not self._settled():
+            return None
+        first, self.end_state = self.end_state is None, state
         if first:
             # However it ended, the job id must not come back: scancel is a no-op for an ended job, and
             # it stops one that submitit requeued after all while imacsr puts the run back in its queue.
             self.monitor.scancel(self.job_id)
-        end = self._trainer_end()
         if state in REQUEUE_STATES:
             self.requeue_reason = f"Slurm ended job {self.job_id} with {state}"
-        elif end is not None and end.status == "interrupted" and (end.message == WARNING_MESSAGE or
-                                                                   (not self.signalled and "SIG" in end.message)):
-            # (A trainer stopped by a signal imacsr did not send: Slurm's warning reached only the
-            # submitit wrapper, whose checkpoint handler sent the SIGTERM.)
-            # Slurm's pre-limit / preemption warning stopped a healthy trainer, and the job was not
-            # requeued (submitit's scontrol requeue failed, or the job ended first).
+        elif warned:
+            # The warning stopped a healthy trainer and the job was not requeued (submitit's scontrol
+            # requeue failed, or the job ended first): imacsr's queue takes the run back.
             self.requeue_reason = f"Slurm warned job {self.job_id} and ended it ({state})"
         if end is not None and isinstance(end.exit_code, int):
             return int(end.exit_code)
@@ -411,6 +424,12 @@ class SlurmJob:
         if sig.isdigit() and int(sig):
             return -int(sig)
         return int(code) if code.isdigit() and int(code) else 1
+
+    def _settled(self) -> bool:
+        """Whether the job's end has stood for ``settle_reads`` of the monitor's reads."""
+        if self._end_read is None:
+            self._end_read = self.monitor.reads
+        return self.monitor.reads - self._end_read >= self.settle_reads
 
     def _trainer_end(self) -> End | None:
         events, _ = read_events(self.paths.events, 0)

@@ -126,6 +126,50 @@ def test_a_trainer_stopped_by_slurms_warning_in_a_job_that_was_not_requeued_goes
         monitor.close()
 
 
+def test_a_requeue_passing_through_an_ended_state_keeps_its_job(slurm, tmp_path):
+    # scontrol requeue of a running job under load: the trainer ends "received SIGTERM" (not imacsr's
+    # signal), the job reads COMPLETED twice, then PENDING again. It is the same job: not concluded,
+    # not cancelled, and its result is the run's.
+    monitor = SlurmMonitor(poll=3600)
+    monitor.close()  # no thread: each refresh below is one read
+    try:
+        job = _job(tmp_path, monitor, End(status="interrupted", reason="interrupted", message="received SIGTERM",
+                                          exit_code=6))
+        monitor.watch("7")
+        say(slurm, sacct="7|COMPLETED|0:0\n", squeue="")
+        monitor.refresh()
+        monitor.refresh()
+        assert monitor.state("7") == ("COMPLETED", "0:0")  # published: two reads agree
+        for _ in range(job.settle_reads - 1):
+            assert job.poll() is None
+            monitor.refresh()
+        say(slurm, sacct="7|PENDING|0:0\n", squeue="7|PENDING\n")
+        monitor.refresh()
+        assert job.poll() is None and job.end_state is None and job.requeue_reason is None  # nothing scancelled
+        say(slurm, sacct="7|COMPLETED|0:0\n", squeue="")  # it ran again and finished
+        job.paths.result.write_text("{}")
+        monitor.refresh()
+        monitor.refresh()
+        assert job.poll() == 0 and job.requeue_reason is None
+    finally:
+        monitor.close()
+
+
+def test_an_end_after_a_foreign_signal_is_believed_once_it_has_stood_its_reads(slurm, tmp_path):
+    monitor = SlurmMonitor(poll=3600)
+    monitor.close()
+    job = _job(tmp_path, monitor, End(status="interrupted", reason="interrupted", message="received SIGTERM",
+                                      exit_code=6))
+    monitor.watch("7")
+    say(slurm, sacct="7|COMPLETED|0:0\n", squeue="")
+    monitor.refresh()
+    monitor.refresh()
+    for _ in range(job.settle_reads):
+        assert job.poll() is None
+        monitor.refresh()
+    assert job.poll() == 6 and job.requeue_reason == "Slurm warned job 7 and ended it (COMPLETED)"
+
+
 @pytest.mark.parametrize("end, state, reason", [
     (End(status="interrupted", reason="interrupted", message="received SIGTERM", exit_code=6), "CANCELLED",
      "Slurm warned job 7 and ended it (CANCELLED)"),

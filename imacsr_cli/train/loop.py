@@ -214,8 +214,10 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
         history = [dict(r) for r in state.get("history", [])]
         log.info("resumed from %s after epoch %d", paths.checkpoint, start_epoch)
     # Epochs whose record is in events.jsonl already (written before a checkpoint that was then lost to a
-    # kill): trained again from the checkpoint, but not recorded a second time.
-    recorded = _recorded_epochs(paths, spec.run_id) if state is not None else {}
+    # kill): trained again from the checkpoint, or from scratch when the kill came before the first
+    # checkpoint, but not recorded a second time. (A rerun sets events.jsonl aside, and a checkpoint set
+    # aside clears the records before it, so what is left is this training's.)
+    recorded = _recorded_epochs(paths, spec.run_id)
     if len(history) < start_epoch:  # a checkpoint from before histories were kept
         history = [recorded[e] for e in range(1, start_epoch + 1) if e in recorded]
 

@@ -177,6 +177,21 @@ def test_sigkill_between_an_epochs_record_and_its_checkpoint_loses_and_repeats_n
     _same_training(_result(d), _result(straight))
 
 
+def test_sigkill_before_the_first_checkpoint_repeats_no_record(straight, tmp_path):
+    # No checkpoint at all yet: the run starts again from scratch, and epoch 1's record stays the one
+    # (the kill -9 drill once found epoch 1 three times in events.jsonl).
+    d = _run_dir(tmp_path, "kill1")
+    p = _trainer(d, IMACSR_TEST_FAULT="kill@1:once")
+    assert p.wait(timeout=600) == -signal.SIGKILL
+    assert [e["epoch"] for e in _events(d) if e["event"] == "epoch"] == [1]
+    assert not (d / "checkpoint.pt").exists()
+    assert run(d) == 0
+    ev = _events(d)
+    assert [e["resumed_from"] for e in ev if e["event"] == "start"] == [0, 0]
+    assert [e["epoch"] for e in ev if e["event"] == "epoch"] == [1, 2]  # epoch 1 trained again, recorded once
+    _same_training(_result(d), _result(straight))
+
+
 def test_a_torn_last_line_of_events_costs_no_record(straight, tmp_path, monkeypatch):
     d = _run_dir(tmp_path, "torn")
     _one_epoch_then_crash(d, monkeypatch)

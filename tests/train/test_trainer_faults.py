@@ -231,7 +231,22 @@ def test_a_trainer_that_fails_to_get_the_lock_leaves_the_holders_pid(tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    assert run(d) == 0  # the lock died with its holder
+    code = run(d)
+    # A loaded CI run once got EXIT_LOCKED here, with the holder reaped: name who has the file open.
+    assert code == 0, f"exit {code}; {d / '.lock'} is open in {_openers(d / '.lock')}"  # the lock died with its holder
+
+
+def _openers(path: Path) -> list[str]:
+    """The processes that have ``path`` open, as "pid (command line)", from /proc."""
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir()):
+                cmd = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{fd_dir.parent.name} ({cmd.strip()[:120]})")
+        except OSError:  # a process that ended meanwhile, or one we may not look into
+            continue
+    return found
 
 
 # ---- an all-void batch ---------------------------------------------------------------------------

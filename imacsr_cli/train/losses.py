@@ -41,11 +41,6 @@ def _upsample_adjoint(grad: torch.Tensor, size: torch.Size, out: torch.Tensor) -
                                                            grad_input=out)
 
 
-def _nll_input(picked: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``F.nll_loss`` over the picked values (one "class") with the same ignored pixels as the labels."""
-    return picked, torch.where(target == ignore_index, ignore_index, 0)
-
-
 class _UpsampledCrossEntropy(torch.autograd.Function):
     """mean over labelled pixels of -log softmax(upsample(logits))[label]; keeps only d loss/d logits."""
 
@@ -76,7 +71,8 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
             ctx.save_for_backward(grad_logits)
         # The same reduction (and summation order) as F.cross_entropy's over the full log-softmax.
         picked_nchw = torch.cat(picked).permute(0, 3, 1, 2)  # (N, 1, H, W): one "class", the same memory order
-        return F.nll_loss(*_nll_input(picked_nchw, target, ignore_index), ignore_index=ignore_index)
+        # nll_loss over the picked values (one "class"), the same pixels ignored as in the labels.
+        return F.nll_loss(picked_nchw, torch.where(void, ignore_index, 0), ignore_index=ignore_index)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

@@ -126,19 +126,26 @@ def test_a_trainer_stopped_by_slurms_warning_in_a_job_that_was_not_requeued_goes
         monitor.close()
 
 
+def _ended_after_a_foreign_sigterm(slurm: Path, tmp_path: Path) -> tuple[SlurmMonitor, SlurmJob]:
+    """Job 7, whose trainer ended "received SIGTERM" (not imacsr's signal), read COMPLETED twice by a
+    monitor without a thread (each refresh is one read)."""
+    monitor = SlurmMonitor(poll=3600)
+    monitor.close()
+    job = _job(tmp_path, monitor, End(status="interrupted", reason="interrupted", message="received SIGTERM",
+                                      exit_code=6))
+    monitor.watch("7")
+    say(slurm, sacct="7|COMPLETED|0:0\n", squeue="")
+    monitor.refresh()
+    monitor.refresh()
+    return monitor, job
+
+
 def test_a_requeue_passing_through_an_ended_state_keeps_its_job(slurm, tmp_path):
     # scontrol requeue of a running job under load: the trainer ends "received SIGTERM" (not imacsr's
     # signal), the job reads COMPLETED twice, then PENDING again. It is the same job: not concluded,
     # not cancelled, and its result is the run's.
-    monitor = SlurmMonitor(poll=3600)
-    monitor.close()  # no thread: each refresh below is one read
+    monitor, job = _ended_after_a_foreign_sigterm(slurm, tmp_path)
     try:
-        job = _job(tmp_path, monitor, End(status="interrupted", reason="interrupted", message="received SIGTERM",
-                                          exit_code=6))
-        monitor.watch("7")
-        say(slurm, sacct="7|COMPLETED|0:0\n", squeue="")
-        monitor.refresh()
-        monitor.refresh()
         assert monitor.state("7") == ("COMPLETED", "0:0")  # published: two reads agree
         for _ in range(job.settle_reads - 1):
             assert job.poll() is None
@@ -156,14 +163,7 @@ def test_a_requeue_passing_through_an_ended_state_keeps_its_job(slurm, tmp_path)
 
 
 def test_an_end_after_a_foreign_signal_is_believed_once_it_has_stood_its_reads(slurm, tmp_path):
-    monitor = SlurmMonitor(poll=3600)
-    monitor.close()
-    job = _job(tmp_path, monitor, End(status="interrupted", reason="interrupted", message="received SIGTERM",
-                                      exit_code=6))
-    monitor.watch("7")
-    say(slurm, sacct="7|COMPLETED|0:0\n", squeue="")
-    monitor.refresh()
-    monitor.refresh()
+    monitor, job = _ended_after_a_foreign_sigterm(slurm, tmp_path)
     for _ in range(job.settle_reads):
         assert job.poll() is None
         monitor.refresh()

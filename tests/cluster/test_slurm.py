@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -129,6 +131,45 @@ def test_kill_9_of_the_scheduler_then_a_restart_reattaches_to_its_jobs(tmp_path,
             assert len(starts(_run_dir(tmp_path, run_id))) == 1  # trained once
 
 
+class _StateTrace:
+    """What squeue and sacct said of a job, each change with its time: a drill that fails under load
+    says what Slurm showed the scheduler (the assertion messages print it). It only observes."""
+
+    def __init__(self, job: str):
+        self.job, self.lines, self._stop = job, [], threading.Event()
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        last = None
+        while not self._stop.is_set():
+            q = subprocess.run(["squeue", "-h", "-j", self.job, "-o", "%T|%r"], capture_output=True, text=True,
+                               timeout=60)
+            a = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State,ExitCode", "-j", self.job],
+                               capture_output=True, text=True, timeout=60)
+            now = f"squeue={q.stdout.strip() or q.stderr.strip()[:60]!r} sacct={a.stdout.strip()!r}"
+            if now != last:
+                self.lines.append(f"{time.monotonic() - self._t0:7.1f} s  {now}")
+                last = now
+            self._stop.wait(0.3)
+
+    def close(self) -> str:
+        self._stop.set()
+        self._thread.join(timeout=120)
+        return "\n".join(self.lines)
+
+
+def _explain(tmp_path: Path, run_id: str, store: Store, out: str, err: str, trace: _StateTrace) -> str:
+    """Everything a failed drill leaves: the run's store events, its trainer's events, the grid's output
+    and Slurm's states over time."""
+    ev = store.run_events(run_id)
+    rows = "\n".join(f"  {k}: {d}" for k, d in zip(ev["kind"], ev["detail"]))
+    trainer = "\n".join(f"  {e}" for e in events(_run_dir(tmp_path, run_id)))
+    return (f"\nstore events:\n{rows}\ntrainer events:\n{trainer}\nrun-grid stdout:\n{out}\nstderr:\n{err[-3000:]}"
+            f"\nSlurm states:\n{trace.close()}")
+
+
 def _resumes_follow_checkpoints(run_dir: Path) -> list[int]:
     """Each start's resumed_from, checked against the epochs finished before it (the checkpoint)."""
     done, resumed = 0, []
@@ -149,19 +190,22 @@ def test_scontrol_requeue_of_a_running_job_resumes_from_its_checkpoint(tmp_path,
     with Store.open(pg_url) as store:
         wait_for(lambda: store.get(run_id).epoch >= 1, 600, "epoch 1", proc=p)
         job = _job(store, run_id)
+    trace = _StateTrace(job)
     subprocess.run(["scontrol", "requeue", job], check=True, timeout=60)
     # A requeued job waits (BeginTime) before it is eligible again; let it start now.
     wait_for(lambda: _now(job) in ("PENDING", "REQUEUED"), 600, "the job to be requeued", proc=p)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False, timeout=60)
     out, err = p.communicate(timeout=1200)
-    assert p.returncode == 0, out + err
     with Store.open(pg_url) as store:
-        assert store.get(run_id).state == "succeeded" and _job(store, run_id) == job  # the same job, requeued
+        why = _explain(tmp_path, run_id, store, out, err, trace)
+        assert p.returncode == 0, why
+        # the same job, requeued
+        assert store.get(run_id).state == "succeeded" and _job(store, run_id) == job, why
         kinds = store.run_events(run_id)["kind"].tolist()
-        assert kinds.count("claimed") == 1 and "requeued" not in kinds and "failed" not in kinds, kinds
-        assert store.metrics_frame([run_id], split="train", names=["loss"])["epoch"].tolist() == [1, 2, 3]
+        assert kinds.count("claimed") == 1 and "requeued" not in kinds and "failed" not in kinds, why
+        assert store.metrics_frame([run_id], split="train", names=["loss"])["epoch"].tolist() == [1, 2, 3], why
     resumed = _resumes_follow_checkpoints(_run_dir(tmp_path, run_id))
-    assert len(resumed) == 2 and resumed[1] >= 1  # resumed from its checkpoint, not from scratch
+    assert len(resumed) == 2 and resumed[1] >= 1, why  # resumed from its checkpoint, not from scratch
 
 
 SLOW_GRID = """
@@ -196,6 +240,7 @@ def test_a_time_limit_shorter_than_the_run_checkpoints_requeues_and_succeeds(tmp
     (run_id,) = wait_for(lambda: _ids(pg_url, "limit", 1), 600, "enqueue", proc=p)
     with Store.open(pg_url) as store:
         job = wait_for(lambda: _job(store, run_id), 600, "the job's submission", proc=p)
+    trace = _StateTrace(job)
     wait_for(lambda: _now(job) == "RUNNING", 600, "the job to run", proc=p)
 
     def requeued_or_done() -> bool:
@@ -208,18 +253,19 @@ def test_a_time_limit_shorter_than_the_run_checkpoints_requeues_and_succeeds(tmp
 
     wait_for(requeued_or_done, 1200, "the job to be requeued or the grid to end")
     out, err = p.communicate(timeout=1200)
-    assert p.returncode == 0, out + err  # with --retries 0: succeeded without spending a retry
     with Store.open(pg_url) as store:
-        assert store.get(run_id).state == "succeeded"
+        why = _explain(tmp_path, run_id, store, out, err, trace)
+        assert p.returncode == 0, why  # with --retries 0: succeeded without spending a retry
+        assert store.get(run_id).state == "succeeded", why
         ev = store.run_events(run_id)
-        assert "failed" not in set(ev["kind"])
-        assert not any("retry" in str(d) for d in ev["detail"])
-        assert store.metrics_frame([run_id], split="train", names=["loss"])["epoch"].tolist() == [1, 2, 3]
+        assert "failed" not in set(ev["kind"]), why
+        assert not any("retry" in str(d) for d in ev["detail"]), why
+        assert store.metrics_frame([run_id], split="train", names=["loss"])["epoch"].tolist() == [1, 2, 3], why
     run_dir = _run_dir(tmp_path, run_id)
     resumed = _resumes_follow_checkpoints(run_dir)
-    assert len(resumed) >= 2  # interrupted by the time limit and started again
+    assert len(resumed) >= 2, why  # interrupted by the time limit and started again
     ends = [e for e in events(run_dir) if e["event"] == "end"]
-    assert ends[0]["status"] != "succeeded" and ends[-1]["status"] == "succeeded"
+    assert ends[0]["status"] != "succeeded" and ends[-1]["status"] == "succeeded", why
 
 
 def test_runs_cancel_of_a_pending_and_of_a_running_job(tmp_path, pg_url):

@@ -43,8 +43,8 @@ WAITING_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"
                             "RESV_DEL_HOLD", "SUSPENDED"})
 #: Ends that Slurm imposed on a healthy run: back to the queue, resume from the checkpoint, no retry spent.
 REQUEUE_STATES = frozenset({"TIMEOUT", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"})
-#: The trainer's end message when Slurm's warning signal stopped it (train/loop.py words it from the name).
-WARNING_MESSAGE = f"received {signal.SIGUSR2.name}"
+#: The signal of Slurm's warning before a time limit or a preemption (``--signal=USR2@N``, submitit's).
+WARNING_SIGNAL = signal.SIGUSR2.name
 COMMAND_TIMEOUT_S = 30.0  # every sacct / scancel call
 POLL_S = 1.0  # how often the monitor asks sacct
 #: Reads an end must stand for when the trainer was stopped by a signal imacsr did not send: that is
@@ -360,6 +360,17 @@ def cancel_job(job_id: str) -> str:
                                         else "sent SIGTERM (its trainer stops with its checkpoint)")
 
 
+def _stop_signal(end: End | None) -> str | None:
+    """The signal that stopped an interrupted trainer: its end's ``signal``, or, in the events of a
+    trainer older than that field (a job submitted before an upgrade), the name in its message."""
+    if end is None or end.status != "interrupted":
+        return None
+    if end.signal:
+        return end.signal
+    name = end.message.removeprefix("received ")
+    return name if name != end.message and name.startswith("SIG") else None
+
+
 @dataclass
 class SlurmJob:
     """A run's Slurm job, polled through the monitor (never blocks)."""
@@ -399,8 +410,9 @@ class SlurmJob:
         end = self._trainer_end()
         # A trainer stopped by a signal imacsr did not send: Slurm's warning (or a requeue's SIGTERM)
         # reached it, or only the submitit wrapper, whose checkpoint handler sent the SIGTERM.
-        warned = (state not in REQUEUE_STATES and end is not None and end.status == "interrupted"
-                  and (end.message == WARNING_MESSAGE or (not self.signalled and "SIG" in end.message)))
+        stopped_by = _stop_signal(end)
+        warned = (state not in REQUEUE_STATES and stopped_by is not None
+                  and (stopped_by == WARNING_SIGNAL or not self.signalled))
         if warned and not self._settled():
             return None
         first, self.end_state = self.end_state is None, state

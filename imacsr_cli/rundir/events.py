@@ -10,7 +10,8 @@ appear (the dataclasses below are the schema; their field comments say what each
   (metric_names: loss, ce, mi/<point>, ne/<point>, and the diagnostics diag/... of
   imacsr_cli/train/diagnostics.py), ``val`` the evaluation's dataset-level metrics
   (mIoU, mF1, mPrecision, mRecall, fractions; empty when the epoch was not evaluated).
-- ``end`` (End): how the attempt ended; ``reason`` is one of codes.REASONS (None on success).
+- ``end`` (End): how the attempt ended; ``reason`` is one of codes.REASONS (None on success);
+  ``signal`` names the signal that stopped it, when one did (absent in files of older trainers).
 
 A line is written whole, flushed and fsynced. ``read_events`` reads from a byte offset, stops before
 a last line that is not finished (the writer may be mid-line) and skips a line that does not parse
@@ -83,6 +84,7 @@ class End:
     reason: str | None = None  # codes.REASONS; None on success
     message: str = ""  # one line
     exit_code: int | None = None
+    signal: str | None = None  # the signal that stopped the trainer ("SIGTERM", "SIGUSR2"); None otherwise
     time: float = field(default_factory=_now)
 
 

@@ -72,7 +72,12 @@ READ_SECONDS = 1.0  # or when this long has passed since the last read (progress
 
 
 class Interrupted(Exception):
-    """SIGTERM/SIGINT, or the parent process is gone. The last checkpoint is intact."""
+    """SIGTERM/SIGINT/SIGUSR2, or the parent process is gone. The last checkpoint is intact.
+    ``signal`` names the signal that came from outside (None when the trainer stopped itself)."""
+
+    def __init__(self, message: str, signal: str | None = None):
+        super().__init__(message)
+        self.signal = signal
 
 
 class NonFinite(Exception):
@@ -119,7 +124,7 @@ def run(run_dir: str | Path, listener: Callable[[dict[str, Any]], None] | None =
     except BadResult as exc:
         return _end(events, codes.EXIT_BAD_RESULT, str(exc))
     except Interrupted as exc:
-        return _end(events, codes.EXIT_INTERRUPTED, str(exc))
+        return _end(events, codes.EXIT_INTERRUPTED, str(exc), signal=exc.signal)
     except NonFinite as exc:
         return _end(events, codes.EXIT_NONFINITE, str(exc))
     except Exception as exc:
@@ -560,12 +565,12 @@ def _log_to(path: Path) -> None:
     log.propagate = False
 
 
-def _end(events: EventWriter, code: int, message: str) -> int:
+def _end(events: EventWriter, code: int, message: str, signal: str | None = None) -> int:
     reason = codes.REASON_OF_EXIT[code]
     log.error("%s: %s", reason, message)
     status = "interrupted" if code == codes.EXIT_INTERRUPTED else "failed"
     try:
-        events.emit(End(status=status, reason=reason, message=message, exit_code=code))
+        events.emit(End(status=status, reason=reason, message=message, exit_code=code, signal=signal))
     except OSError:  # a full disk: the exit code still says how it ended
         pass
     return code
@@ -578,7 +583,7 @@ class _signals_raise_interrupted:
 
     active: _signals_raise_interrupted | None = None
     deferring = 0
-    pending: str | None = None
+    pending: Interrupted | None = None
 
     def __enter__(self) -> None:
         _signals_raise_interrupted.active = self
@@ -600,11 +605,13 @@ class _signals_raise_interrupted:
     reason = ""
 
     def _raise(self, signum: int, frame: object) -> None:
-        message = self.reason or f"received {signal.Signals(signum).name}"
+        name = signal.Signals(signum).name
+        # The parent watch signals the trainer itself: that stop is imacsr's, not a signal from outside.
+        stop = Interrupted(self.reason, None) if self.reason else Interrupted(f"received {name}", name)
         if self.deferring:
-            self.pending = message
+            self.pending = stop
             return
-        raise Interrupted(message)
+        raise stop
 
     def _watch(self, parent: int) -> None:
         while os.getppid() == parent:
@@ -627,8 +634,8 @@ def _no_interruption() -> Iterator[None]:
     finally:
         handler.deferring -= 1
     if not handler.deferring and handler.pending:
-        message, handler.pending = handler.pending, None
-        raise Interrupted(message)
+        stop, handler.pending = handler.pending, None
+        raise stop
 
 
 def _device() -> torch.device:

@@ -99,6 +99,9 @@ def test_kill_9_of_the_scheduler_then_a_restart_completes_every_run_once(tmp_pat
             # Every epoch trained once: the restart resumed after epoch 1 from the checkpoint.
             assert [e["resumed_from"] for e in ev if e["event"] == "start"] == [0, 1]
             assert [e["epoch"] for e in ev if e["event"] == "epoch"] == [1, 2]
+            # the orphan stopped itself: its end names no signal from outside (End.signal)
+            first_end = [e for e in ev if e["event"] == "end"][0]
+            assert first_end["message"].startswith("parent process ") and first_end["signal"] is None, first_end
 
 
 def test_a_run_dir_locked_by_another_trainer_is_running_elsewhere_not_a_failure(tmp_path):

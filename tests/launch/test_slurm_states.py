@@ -16,7 +16,7 @@ import pytest
 from orchhelp import wait_for
 
 from imacsr_cli.launch.executor import Slot
-from imacsr_cli.launch.slurm import WARNING_MESSAGE, SlurmJob, SlurmMonitor, job_state, job_states
+from imacsr_cli.launch.slurm import WARNING_SIGNAL, SlurmJob, SlurmMonitor, job_state, job_states
 from imacsr_cli.rundir import End, RunPaths
 from imacsr_cli.rundir.events import EventWriter
 
@@ -111,8 +111,8 @@ def _job(tmp_path: Path, monitor: SlurmMonitor, end: End | None) -> SlurmJob:
 def test_a_trainer_stopped_by_slurms_warning_in_a_job_that_was_not_requeued_goes_back_to_the_queue(slurm, tmp_path):
     monitor = SlurmMonitor(poll=0.05)
     try:
-        job = _job(tmp_path, monitor, End(status="interrupted", reason="interrupted", message=WARNING_MESSAGE,
-                                          exit_code=6))
+        job = _job(tmp_path, monitor, End(status="interrupted", reason="interrupted", message="received SIGUSR2",
+                                          exit_code=6, signal=WARNING_SIGNAL))
         monitor.watch("7")
         say(slurm, sacct="7|COMPLETED|0:0\n", squeue="")
         code = wait_for(lambda: job.poll(), what="the job's end")
@@ -132,7 +132,7 @@ def _ended_after_a_foreign_sigterm(slurm: Path, tmp_path: Path) -> tuple[SlurmMo
     monitor = SlurmMonitor(poll=3600)
     monitor.close()
     job = _job(tmp_path, monitor, End(status="interrupted", reason="interrupted", message="received SIGTERM",
-                                      exit_code=6))
+                                      exit_code=6, signal="SIGTERM"))
     monitor.watch("7")
     say(slurm, sacct="7|COMPLETED|0:0\n", squeue="")
     monitor.refresh()
@@ -171,8 +171,14 @@ def test_an_end_after_a_foreign_signal_is_believed_once_it_has_stood_its_reads(s
 
 
 @pytest.mark.parametrize("end, state, reason", [
+    (End(status="interrupted", reason="interrupted", message="received SIGTERM", exit_code=6, signal="SIGTERM"),
+     "CANCELLED", "Slurm warned job 7 and ended it (CANCELLED)"),
+    # the events of a trainer from before End.signal: the signal is read from the message
     (End(status="interrupted", reason="interrupted", message="received SIGTERM", exit_code=6), "CANCELLED",
      "Slurm warned job 7 and ended it (CANCELLED)"),
+    # stopped by its own parent watch (imacsr's stop, not a signal from outside): judged by its exit code
+    (End(status="interrupted", reason="interrupted", message="parent process 12 gone", exit_code=6), "CANCELLED",
+     None),
     (End(status="failed", reason="crashed", message="boom", exit_code=1), "FAILED", None),
     (None, "TIMEOUT", "Slurm ended job 7 with TIMEOUT"),
 ])

@@ -127,7 +127,8 @@ def test_sigterm_stops_the_process_with_exit_6_and_keeps_the_checkpoint(tmp_path
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=600) == codes.EXIT_INTERRUPTED
     end = _events(d)[-1]
-    assert (end.status, end.reason, end.message) == ("interrupted", "interrupted", "received SIGTERM")
+    assert (end.status, end.reason, end.message, end.signal) == ("interrupted", "interrupted", "received SIGTERM",
+                                                                 "SIGTERM")
     assert (d / "checkpoint.pt").is_file() and not (d / "result.json").exists()
 
 

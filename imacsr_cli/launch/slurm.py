@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import signal
@@ -166,26 +167,39 @@ def parse_time(value: Any, what: str) -> int:
 class TrainerTask:
     """The callable submitit runs in the job: the trainer as a child process; checkpointable."""
 
-    def __init__(self, argv: list[str], stdout: str):
+    def __init__(self, argv: list[str], stdout: str, run_dir: str | None = None):
         self.argv = argv
         self.stdout = stdout
+        self.run_dir = run_dir or str(Path(stdout).parent)  # tasks pickled before run_dir: trainer.out's folder
         self._proc: subprocess.Popen | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"argv": self.argv, "stdout": self.stdout}
+        return {"argv": self.argv, "stdout": self.stdout, "run_dir": self.run_dir}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["argv"], state["stdout"])
+        self.__init__(state["argv"], state["stdout"], state.get("run_dir"))
 
     def __call__(self) -> int:
         env = dict(os.environ)  # the job's own: SLURM_*, CUDA_VISIBLE_DEVICES of the allocation
         env.pop("IMACSR_PARENT_PID", None)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        lock = RunPaths(Path(self.run_dir)).lock
         with open(self.stdout, "ab") as out:
-            out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} launch in Slurm job "
-                      f"{os.environ.get('SLURM_JOB_ID', '?')} on {os.uname().nodename} "
-                      f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r})\n".encode())
-            out.flush()
+            def say(line: str) -> None:
+                out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n".encode())
+                out.flush()
+
+            say(f"launch in Slurm job {os.environ.get('SLURM_JOB_ID', '?')} on {os.uname().nodename} "
+                f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r})")
+            # A requeued job starts again while the previous attempt's trainer may still be exiting
+            # (see wait_for_unlocked): started now, the trainer would exit 'locked' and lose the attempt.
+            holder = wait_for_unlocked(lock, 0.0)
+            if holder is not None:
+                say(f"RUN_DIR is locked by pid {holder or '?'} (an earlier attempt still exiting?); "
+                    f"waiting up to {_wait_s():g} s")
+                holder = wait_for_unlocked(lock, _wait_s())
+                say("RUN_DIR is free" if holder is None else "RUN_DIR is still locked: starting the trainer anyway "
+                    "(it exits 'locked' and the scheduler takes the run back)")
             self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                           env=env)
         return self._proc.wait()
@@ -203,10 +217,45 @@ class TrainerTask:
                 # Inside __call__'s proc.wait() this cannot reap the trainer (that wait holds the Popen's
                 # lock), so it waits the whole time; a /proc watch that returned early once let the
                 # requeue kill the trainer before its end event (see docs/design-notes.md).
-                proc.wait(timeout=max(5, int(os.environ.get("IMACSR_CHECKPOINT_WAIT_S", "60"))))
+                proc.wait(timeout=_wait_s())
             except (OSError, subprocess.TimeoutExpired):
                 pass
-        return submitit.helpers.DelayedSubmission(TrainerTask(self.argv, self.stdout))
+        return submitit.helpers.DelayedSubmission(TrainerTask(self.argv, self.stdout, self.run_dir))
+
+
+def _wait_s() -> float:
+    """How long the job waits for its trainer: to checkpoint after a warning, and for an earlier
+    attempt's trainer to let go of RUN_DIR (IMACSR_CHECKPOINT_WAIT_S, default 60, at least 5)."""
+    value = os.environ.get("IMACSR_CHECKPOINT_WAIT_S", "")
+    return max(5.0, float(value)) if value.isdigit() else 60.0
+
+
+def wait_for_unlocked(lock: Path, timeout: float, every: float = 0.5) -> int | None:
+    """Wait until nobody holds the flock on ``lock`` (RUN_DIR/.lock), at most ``timeout`` seconds
+    (0: just look); return None once it is free, else the holder's pid (0 if unknown).
+
+    A requeued job starts again while the previous attempt's trainer may still be exiting: Slurm's
+    process tracking can lose a process whose parent died first (proctrack/linuxproc), and after a
+    node failure the old node may still run it. A trainer started then exits at once, 'locked',
+    and the attempt is lost."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR)  # flock over NFS is a write lock: it needs a writable descriptor
+        except FileNotFoundError:
+            return None  # never locked: a first attempt
+        except OSError:
+            return None  # let the trainer say what is wrong with RUN_DIR
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None  # free (closing the descriptor releases it at once)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                return int(text) if text.isdigit() else 0
+        finally:
+            os.close(fd)
+        time.sleep(every)
 
 
 # ---- the scheduler's side -------------------------------------------------------------------------
@@ -486,7 +535,8 @@ class SlurmExecutor:
 
     def submit(self, run_id: str, paths: RunPaths, slot: Slot, env: dict[str, str] | None = None) -> SlurmJob:
         paths.root.mkdir(parents=True, exist_ok=True)
-        task = TrainerTask(trainer_command(self.python, paths.root, package_root()), str(paths.stdout))
+        task = TrainerTask(trainer_command(self.python, paths.root, package_root()), str(paths.stdout),
+                           str(paths.root))
         self._ex.update_parameters(job_name=f"imacsr-{run_id}")
         try:
             job = self._ex.submit(task)

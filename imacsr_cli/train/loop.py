@@ -659,8 +659,16 @@ def main(argv: list[str]) -> int:
         print("usage: python -m imacsr_cli.train RUN_DIR", flush=True)
         return codes.EXIT_BAD_SPEC
     try:
-        return run(argv[0])
+        code = run(argv[0])
     except errors.ImacsrError as exc:  # before events exist (no spec.json)
         print(f"error: {exc}", flush=True)
         return codes.EXIT_BAD_SPEC
+    if code == codes.EXIT_LOCKED:  # the only end that writes nothing into RUN_DIR's files: say it here
+        lock = RunPaths(Path(argv[0])).lock
+        try:
+            holder = lock.read_text(errors="replace").strip()
+        except OSError:
+            holder = ""
+        print(f"{lock}: held by another trainer (pid {holder or 'unknown'}); exit {code} (locked)", flush=True)
+    return code
 

@@ -166,8 +166,10 @@ def _explain(tmp_path: Path, run_id: str, store: Store, out: str, err: str, trac
     ev = store.run_events(run_id)
     rows = "\n".join(f"  {k}: {d}" for k, d in zip(ev["kind"], ev["detail"]))
     trainer = "\n".join(f"  {e}" for e in events(_run_dir(tmp_path, run_id)))
-    return (f"\nstore events:\n{rows}\ntrainer events:\n{trainer}\nrun-grid stdout:\n{out}\nstderr:\n{err[-3000:]}"
-            f"\nSlurm states:\n{trace.close()}")
+    stdout = _run_dir(tmp_path, run_id) / "trainer.out"
+    printed = stdout.read_text(errors="replace")[-4000:] if stdout.exists() else "(none)"
+    return (f"\nstore events:\n{rows}\ntrainer events:\n{trainer}\ntrainer.out:\n{printed}\nrun-grid stdout:\n"
+            f"{out}\nstderr:\n{err[-3000:]}\nSlurm states:\n{trace.close()}")
 
 
 def _resumes_follow_checkpoints(run_dir: Path) -> list[int]:

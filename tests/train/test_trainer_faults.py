@@ -228,6 +228,11 @@ def test_a_trainer_that_fails_to_get_the_lock_leaves_the_holders_pid(tmp_path):
         for _ in range(3):
             assert run(d) == errors.EXIT_LOCKED
         assert (d / ".lock").read_text() == f"{holder.pid}\n"  # still there for a scheduler to signal
+        # The one end that writes nothing into RUN_DIR's files says why on stdout (trainer.out).
+        loser = subprocess.run([sys.executable, "-m", "imacsr_cli.train", str(d)], capture_output=True, text=True,
+                               timeout=600)
+        assert (loser.returncode, loser.stdout) == (
+            errors.EXIT_LOCKED, f"{d / '.lock'}: held by another trainer (pid {holder.pid}); exit 5 (locked)\n")
     finally:
         holder.kill()
         holder.wait()

@@ -52,6 +52,7 @@ from imacsr_cli.rundir import (
     RunPaths,
     Start,
     codes,
+    lock_holder,
     read_events,
     read_result,
     write_spec,
@@ -438,7 +439,7 @@ class Scheduler:
         n = self._locked.get(a.run_id, 0) + 1
         self._locked[a.run_id] = n
         self._hold[a.run_id] = time.monotonic() + LOCKED_HOLD_S
-        holder = _lock_holder(a.paths)
+        holder = lock_holder(a.paths)
         if holder and holder != a.job.pid and trainer_of(holder, a.paths.root):
             sig = signal.SIGKILL if n >= LOCKED_KILL_AFTER else signal.SIGTERM
             try:
@@ -556,15 +557,6 @@ def check_runs_dir(runs_dir: Path) -> None:
             fcntl.flock(fh, fcntl.LOCK_UN)
         except OSError as exc:
             raise ImacsrError(f"--runs-dir {runs_dir}: flock fails ({exc.strerror or exc}); {hint}") from None
-
-
-def _lock_holder(paths: RunPaths) -> int | None:
-    """The pid the trainer holding RUN_DIR/.lock wrote into it (None if unreadable)."""
-    try:
-        text = paths.lock.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
 
 
 __all__ = ["ActiveRun", "GridOutcome", "Observer", "Scheduler", "orphaned"]

@@ -32,7 +32,7 @@ from typing import Any
 
 from imacsr_cli.errors import ImacsrError, SpecError
 from imacsr_cli.launch.executor import Slot, trainer_command
-from imacsr_cli.rundir import End, RunPaths, package_root, read_events
+from imacsr_cli.rundir import End, RunPaths, lock_holder, package_root, read_events
 
 #: Keys of a grid file's [slurm] table.
 SLURM_KEYS = ("partition", "time", "gpus", "cpus_per_task", "mem", "account", "qos", "signal_delay_s", "extra")
@@ -183,7 +183,7 @@ class TrainerTask:
         env = dict(os.environ)  # the job's own: SLURM_*, CUDA_VISIBLE_DEVICES of the allocation
         env.pop("IMACSR_PARENT_PID", None)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        lock = RunPaths(Path(self.run_dir)).lock
+        paths, wait = RunPaths(Path(self.run_dir)), _wait_s()
         with open(self.stdout, "ab") as out:
             def say(line: str) -> None:
                 out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n".encode())
@@ -193,11 +193,11 @@ class TrainerTask:
                 f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r})")
             # A requeued job starts again while the previous attempt's trainer may still be exiting
             # (see wait_for_unlocked): started now, the trainer would exit 'locked' and lose the attempt.
-            holder = wait_for_unlocked(lock, 0.0)
+            holder = wait_for_unlocked(paths, 0.0)
             if holder is not None:
                 say(f"RUN_DIR is locked by pid {holder or '?'} (an earlier attempt still exiting?); "
-                    f"waiting up to {_wait_s():g} s")
-                holder = wait_for_unlocked(lock, _wait_s())
+                    f"waiting up to {wait:g} s")
+                holder = wait_for_unlocked(paths, wait)
                 say("RUN_DIR is free" if holder is None else "RUN_DIR is still locked: starting the trainer anyway "
                     "(it exits 'locked' and the scheduler takes the run back)")
             self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -230,8 +230,8 @@ def _wait_s() -> float:
     return max(5.0, float(value)) if value.isdigit() else 60.0
 
 
-def wait_for_unlocked(lock: Path, timeout: float, every: float = 0.5) -> int | None:
-    """Wait until nobody holds the flock on ``lock`` (RUN_DIR/.lock), at most ``timeout`` seconds
+def wait_for_unlocked(paths: RunPaths, timeout: float, every: float = 0.5) -> int | None:
+    """Wait until nobody holds the flock on RUN_DIR/.lock, at most ``timeout`` seconds
     (0: just look); return None once it is free, else the holder's pid (0 if unknown).
 
     A requeued job starts again while the previous attempt's trainer may still be exiting: Slurm's
@@ -241,7 +241,7 @@ def wait_for_unlocked(lock: Path, timeout: float, every: float = 0.5) -> int | N
     deadline = time.monotonic() + timeout
     while True:
         try:
-            fd = os.open(lock, os.O_RDWR)  # flock over NFS is a write lock: it needs a writable descriptor
+            fd = os.open(paths.lock, os.O_RDWR)  # flock over NFS is a write lock: it needs a writable descriptor
         except FileNotFoundError:
             return None  # never locked: a first attempt
         except OSError:
@@ -251,8 +251,7 @@ def wait_for_unlocked(lock: Path, timeout: float, every: float = 0.5) -> int | N
             return None  # free (closing the descriptor releases it at once)
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-                return int(text) if text.isdigit() else 0
+                return lock_holder(paths) or 0
         finally:
             os.close(fd)
         time.sleep(every)

@@ -34,7 +34,7 @@ from imacsr_cli.rundir.files import (
     write_json,
     write_spec,
 )
-from imacsr_cli.rundir.paths import RunPaths
+from imacsr_cli.rundir.paths import RunPaths, lock_holder
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -53,6 +53,7 @@ __all__ = [
     "Step",
     "code_version",
     "codes",
+    "lock_holder",
     "package_root",
     "read_events",
     "read_result",

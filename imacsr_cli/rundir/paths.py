@@ -53,3 +53,13 @@ class RunPaths:
     @property
     def fault_marker(self) -> Path:  # test-only: a one-shot injected fault has fired (IMACSR_TEST_FAULT)
         return self.root / ".fault_fired"
+
+
+def lock_holder(paths: RunPaths) -> int | None:
+    """The pid the trainer holding RUN_DIR/.lock wrote into it (None if unreadable or not written:
+    the holder writes it only once the lock is its own, and not at all on a full disk)."""
+    try:
+        text = paths.lock.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None

@@ -45,6 +45,7 @@ from imacsr_cli.rundir import (
     Start,
     code_version,
     codes,
+    lock_holder,
     read_events,
     read_result,
     write_json,
@@ -664,11 +665,8 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", flush=True)
         return codes.EXIT_BAD_SPEC
     if code == codes.EXIT_LOCKED:  # the only end that writes nothing into RUN_DIR's files: say it here
-        lock = RunPaths(Path(argv[0])).lock
-        try:
-            holder = lock.read_text(errors="replace").strip()
-        except OSError:
-            holder = ""
-        print(f"{lock}: held by another trainer (pid {holder or 'unknown'}); exit {code} (locked)", flush=True)
+        paths = RunPaths(Path(argv[0]))
+        print(f"{paths.lock}: held by another trainer (pid {lock_holder(paths) or 'unknown'}); exit {code} (locked)",
+              flush=True)
     return code
 

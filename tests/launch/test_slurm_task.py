@@ -87,7 +87,7 @@ def test_a_lock_that_outlasts_the_wait_starts_the_trainer_anyway(tmp_path, monke
 
 
 def test_a_first_attempt_does_not_wait(tmp_path):
-    assert wait_for_unlocked(tmp_path / ".lock", 600) is None  # no lock file: never locked
+    assert wait_for_unlocked(RunPaths(tmp_path), 600) is None  # no lock file: never locked
     assert _task(tmp_path)() == 0
     lines = _lines(tmp_path)
     assert len(lines) == 2 and lines[1] == "trainer started: RUN_DIR free"
@@ -98,8 +98,8 @@ def test_a_look_at_a_held_lock_names_its_holder(tmp_path, content, pid):
     holder = _holder(tmp_path, release_on="")
     try:
         (tmp_path / ".lock").write_text(content)  # what the holder wrote (or nothing: a full disk)
-        assert wait_for_unlocked(tmp_path / ".lock", 0) == pid
+        assert wait_for_unlocked(RunPaths(tmp_path), 0) == pid
     finally:
         holder.kill()
         holder.wait()
-    assert wait_for_unlocked(tmp_path / ".lock", 600) is None  # free once its holder is gone
+    assert wait_for_unlocked(RunPaths(tmp_path), 600) is None  # free once its holder is gone

@@ -53,6 +53,7 @@ test-cluster *ARGS: setup
 # rounds), models, orchestration, status at 100k runs.
 bench: setup
     {{python}} benchmarks/train_step.py --naive
+    {{python}} benchmarks/loss_terms.py
     {{python}} benchmarks/data_pipeline.py
     {{python}} benchmarks/models_bench.py --size 128 256 --batch 2
     {{python}} benchmarks/orchestration.py

@@ -12,7 +12,9 @@ sample at a time, so that the transient full-size tensors are those of one image
   it is computed in forward, where softmax(u) is at hand, and taken back through the upsampling
   (the adjoint of bilinear interpolation, ATen's own kernel) to the logits' size, the only tensor
   kept. Backward is one multiplication: nothing at label size is computed twice. All of it runs
-  channels last, where ATen's bilinear kernels are vectorised over the K channels.
+  channels last, where ATen's bilinear kernels are vectorised over the K channels, in one image's
+  label-size scratch that every image, point and step reuses (a fresh tensor of that size costs
+  more in page faults on the CPU than the arithmetic done on it).
 - negative entropy: d/dz_k = p_k (log p_k − Σ_j p_j log p_j) / positions, recomputed in backward
   from z_m (which the network keeps anyway): a gradient kept from forward would be another
   z_m-sized tensor, the largest of all at the stem.
@@ -41,6 +43,24 @@ def _upsample_adjoint(grad: torch.Tensor, size: torch.Size, out: torch.Tensor) -
                                                            grad_input=out)
 
 
+_scratch: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _label_size_scratch(logits: torch.Tensor, size: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image's upsampled logits (1, K, H, W) channels last, and its float32 log-softmax
+    (1, H, W, K): reused by every image, every point and every step, since all of them upsample to
+    the same label size. On the CPU a fresh tensor of this size is a fresh mapping whose every page
+    faults on first touch, which cost more than the arithmetic (BENCHMARKS.md, issue 13). Only the
+    latest shape is kept; nothing in them outlives one image's forward."""
+    k = logits.shape[1]
+    key = (k, tuple(size), logits.dtype, logits.device)
+    if key not in _scratch:
+        _scratch.clear()
+        _scratch[key] = (logits.new_empty((1, *size, k)).permute(0, 3, 1, 2),
+                         logits.new_empty((1, *size, k), dtype=torch.float32))
+    return _scratch[key]
+
+
 class _UpsampledCrossEntropy(torch.autograd.Function):
     """mean over labelled pixels of -log softmax(upsample(logits))[label]; keeps only d loss/d logits."""
 
@@ -57,10 +77,11 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         want_grad = ctx.needs_input_grad[0]
         picked = []
         grad_logits = torch.empty_like(logits, memory_format=torch.channels_last) if want_grad else None
+        u, logp = _label_size_scratch(logits, size)
         for i in range(logits.shape[0]):
             x = logits[i : i + 1].contiguous(memory_format=torch.channels_last)
-            u = _upsample(x, size)
-            logp = F.log_softmax(u.float().permute(0, 2, 3, 1), dim=-1)  # (1, H, W, K)
+            torch.ops.aten.upsample_bilinear2d.out(x, list(size), False, None, None, out=u)
+            torch._log_softmax(u.permute(0, 2, 3, 1).float(), -1, False, out=logp)
             picked.append(logp.gather(-1, index[i : i + 1]))
             if want_grad:
                 g = logp.exp_()  # softmax(u), in place: log p is no longer needed
@@ -93,13 +114,19 @@ class _NegativeEntropy(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (z,) = ctx.saved_tensors
         scale = grad / (z.numel() // z.shape[1])  # d mean / d per-position value
-        grads = []
+        # Written image by image into the gradient itself, with one image's log p and p reused.
+        out = torch.empty_like(z, memory_format=torch.contiguous_format)
+        logp = z.new_empty((1, *z.shape[1:]), dtype=torch.float32)
+        p = torch.empty_like(logp)
         for i in range(z.shape[0]):
-            logp = F.log_softmax(z[i : i + 1].float(), dim=1)
-            p = logp.exp()
+            torch._log_softmax(z[i : i + 1].float(), 1, False, out=logp)
+            torch.exp(logp, out=p)
             s = (p * logp).sum(dim=1, keepdim=True)
-            grads.append(p.mul_(logp.sub_(s)).mul_(scale).to(z.dtype))
-        return torch.cat(grads)
+            if out.dtype == torch.float32:
+                torch.mul(p, logp.sub_(s), out=out[i : i + 1]).mul_(scale)
+            else:
+                out[i : i + 1] = p.mul_(logp.sub_(s)).mul_(scale)
+        return out
 
 
 def _sum_p_log_p(z: torch.Tensor) -> torch.Tensor:

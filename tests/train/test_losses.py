@@ -43,6 +43,23 @@ def test_cross_entropy_value_and_gradient_equal_the_naive_form(shape):
     _close(g_out, g_ref)
 
 
+def test_cross_entropies_sharing_one_scratch_keep_their_own_gradients():
+    # Every upsampled cross-entropy reuses one label-size scratch: several terms in one graph (the
+    # points of a step), then a change of label size and back, must each backward its own gradient.
+    torch.manual_seed(7)
+    big, small = torch.randint(0, 5, (2, 24, 32)), torch.randint(0, 5, (2, 12, 16))
+    qs = [(2 * torch.randn(2, 5, 24 // f, 32 // f)).requires_grad_() for f in (2, 4, 8)]
+    q_small = (2 * torch.randn(2, 5, 6, 8)).requires_grad_()
+    total = losses.cross_entropy(qs[0], big, 255) + losses.cross_entropy(q_small, small, 255)
+    total = total + losses.cross_entropy(qs[1], big, 255) + 0.5 * losses.cross_entropy(qs[2], big, 255)
+    grads = torch.autograd.grad(total, [*qs, q_small])
+    ref = (naive_losses.cross_entropy(qs[0], big, 255) + naive_losses.cross_entropy(q_small, small, 255)
+           + naive_losses.cross_entropy(qs[1], big, 255) + 0.5 * naive_losses.cross_entropy(qs[2], big, 255))
+    assert torch.equal(total, ref)
+    for g, g_ref in zip(grads, torch.autograd.grad(ref, [*qs, q_small])):
+        _close(g, g_ref)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_negative_entropy_value_and_gradient_equal_the_naive_form(shape):
     n, _, h, w, _ = shape

@@ -32,8 +32,11 @@ import torch
 import torch.nn.functional as F
 
 
-def _upsample(logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+def _upsample(logits: torch.Tensor, size: torch.Size, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Bilinear, align_corners=False (F.interpolate's kernel); into ``out`` when given."""
+    if out is None:
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return torch.ops.aten.upsample_bilinear2d.out(logits, list(size), False, None, None, out=out)
 
 
 def _upsample_adjoint(grad: torch.Tensor, size: torch.Size, out: torch.Tensor) -> None:
@@ -80,7 +83,7 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         u, logp = _label_size_scratch(logits, size)
         for i in range(logits.shape[0]):
             x = logits[i : i + 1].contiguous(memory_format=torch.channels_last)
-            torch.ops.aten.upsample_bilinear2d.out(x, list(size), False, None, None, out=u)
+            _upsample(x, size, out=u)
             torch._log_softmax(u.permute(0, 2, 3, 1).float(), -1, False, out=logp)
             picked.append(logp.gather(-1, index[i : i + 1]))
             if want_grad:
@@ -122,7 +125,7 @@ class _NegativeEntropy(torch.autograd.Function):
             torch._log_softmax(z[i : i + 1].float(), 1, False, out=logp)
             torch.exp(logp, out=p)
             s = (p * logp).sum(dim=1, keepdim=True)
-            if out.dtype == torch.float32:
+            if out.dtype == torch.float32:  # the product straight into the gradient, no copy
                 torch.mul(p, logp.sub_(s), out=out[i : i + 1]).mul_(scale)
             else:
                 out[i : i + 1] = p.mul_(logp.sub_(s)).mul_(scale)

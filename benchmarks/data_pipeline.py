@@ -7,8 +7,10 @@ The training set of a Cityscapes tree (by default a fake one at the native 2048�
 a temporary folder by ``imacsr data fake``) goes through the default Cityscapes training transform
 (random scale 0.5–2 of 512×1024, a 512×1024 crop, flip, ImageNet normalisation) and a DataLoader
 with 0, 1 and 2 workers, three ways: the pre-issue-13 pipeline (tests/data/legacy_pipeline.py), today's
-with the default ``data.resize = "whole"`` and today's with ``data.resize = "window"``; beside them, the
-time to decode the same PNG pairs alone (Pillow, as before, and libpng, as now). Today's pipelines run
+with the default ``data.resize = "whole"`` and today's with ``data.resize = "window"``, each of these two
+also with ``data.cache`` (decoded pairs mapped from a folder, filled by the warm-up round: the rate of
+every epoch after the first); beside them, the time to decode the same PNG pairs alone (Pillow, as
+before, and libpng, as now). Today's pipelines run
 as the trainer's DataLoader does: compact uint8 batches, normalised later where the model runs
 (``transforms.batch_to_device``); the last line is that normalisation's own rate on this CPU, the work
 a GPU takes over.
@@ -33,7 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ("legacy", "whole", "window")
+KINDS = ("legacy", "whole", "window", "whole+cache", "window+cache")
 sys.path.insert(0, str(ROOT))
 
 
@@ -131,9 +133,14 @@ def main() -> None:
         w, h = (int(v) for v in args.size.lower().split("x"))
         root = write_fake("cityscapes", Path(tmp.name) / "cityscapes", size=(w, h)).root
     spec = resolve(RunSpec.from_dict({"data": {"name": "cityscapes", "root": str(root)}}))
+    cache = tempfile.TemporaryDirectory(prefix="imacsr-bench-cache-")
+    cached = dataclasses.replace(spec.data, cache=cache.name)
     datasets = {"legacy": registry.build(spec.data, "train"), "whole": registry.build(spec.data, "train"),
-                "window": registry.build(dataclasses.replace(spec.data, resize="window"), "train")}
-    datasets["whole"].compact = datasets["window"].compact = True  # as the trainer's DataLoader reads them
+                "window": registry.build(dataclasses.replace(spec.data, resize="window"), "train"),
+                "whole+cache": registry.build(cached, "train"),
+                "window+cache": registry.build(dataclasses.replace(cached, resize="window"), "train")}
+    for kind in KINDS[1:]:
+        datasets[kind].compact = True  # as the trainer's DataLoader reads them
     legacy = _legacy()
     d = spec.data
     print(f"cityscapes at {root}: {len(datasets['whole'])} training images; scale {d.scale_range[0]}–"
@@ -142,8 +149,11 @@ def main() -> None:
           "1 warm-up round", flush=True)
 
     # legacy: the pre-issue-13 reader and transform; whole: today's, data.resize = "whole" (the default);
-    # window: today's with data.resize = "window". Decoding is the same for whole and window.
-    configs = [("decode only", "legacy", None), ("decode only", "whole", None)]
+    # window: today's with data.resize = "window". Decoding is the same for whole and window. The two
+    # "+cache" kinds read data.cache, filled here first: what every epoch after a run's first reads.
+    for i in range(len(datasets["whole+cache"])):
+        datasets["whole+cache"][i]
+    configs = [("decode only", "legacy", None), ("decode only", "whole", None)]  # the cache decodes nothing
     configs += [(f"pipeline, {w} workers", kind, w) for w in args.workers for kind in KINDS]
     configs += [("normalise (CPU)", "whole", -1)]
     rates: dict[tuple[str, str], list[float]] = {(label, kind): [] for label, kind, _ in configs}
@@ -163,14 +173,16 @@ def main() -> None:
     def cell(v: list[float]) -> str:
         return f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})" if v else "—"
 
-    print(f"{'images/s: median (min–max)':<24} {'legacy (before)':>20} {'whole (now)':>20} {'window':>20} "
-          f"{'whole / legacy':>20} {'window / legacy':>20}")
+    news = KINDS[1:]
+    print(f"{'images/s: median (min–max)':<24}" + "".join(f"{k:>24}" for k in KINDS)
+          + "".join(f"{k + ' / legacy':>24}" for k in news))
     for label in dict.fromkeys(label for label, _, _ in configs):
         old = rates.get((label, "legacy"), [])
-        row = [rates.get((label, k), []) for k in ("whole", "window")]
+        row = [rates.get((label, k), []) for k in news]
         ratios = [[b / a for a, b in zip(old, v)] if v and old else [] for v in row]
-        print(f"{label:<24} {cell(old):>20} {cell(row[0]):>20} {cell(row[1]):>20} {cell(ratios[0]):>20} "
-              f"{cell(ratios[1]):>20}")
+        print(f"{label:<24}" + "".join(f"{cell(v):>24}" for v in [old, *row])
+              + "".join(f"{cell(v):>24}" for v in ratios))
+    cache.cleanup()
     if tmp is not None:
         tmp.cleanup()
 

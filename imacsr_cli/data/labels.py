@@ -196,6 +196,10 @@ class LabelCodec:
         """A label file as uint8 (H, W) training ids."""
         return self.to_train(self.read_raw(path))
 
+    def fingerprint(self) -> str:
+        """What decides the ids a file decodes to: the reader and the table (data.cache's keys)."""
+        return _fingerprint(self.read_raw, self.lut.tobytes())
+
     def out_of_range(self, raw: np.ndarray) -> dict[str, int]:
         """Raw values the table does not know → pixel counts."""
         values, counts = np.unique(raw[raw >= len(self.lut)], return_counts=True)
@@ -212,6 +216,9 @@ class ColourCodec(LabelCodec):
         self._keys = keys[order]
         self._ids = np.array(list(palette.values()), dtype=np.uint8)[order]
 
+    def fingerprint(self) -> str:
+        return _fingerprint(self.read_raw, self._keys.tobytes() + self._ids.tobytes())
+
     def _lookup(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         packed = _pack(raw)
         pos = np.searchsorted(self._keys, packed).clip(max=len(self._keys) - 1)
@@ -225,6 +232,12 @@ class ColourCodec(LabelCodec):
         _, known = self._lookup(raw)
         colours, counts = np.unique(raw[~known].reshape(-1, 3), axis=0, return_counts=True)
         return {"({}, {}, {})".format(*map(int, c)): int(n) for c, n in zip(colours, counts)}
+
+
+def _fingerprint(read_raw: Callable[[Path], np.ndarray], table: bytes) -> str:
+    import hashlib
+
+    return f"{read_raw.__module__}.{read_raw.__qualname__}:{hashlib.sha256(table).hexdigest()}"
 
 
 def _pack(rgb: np.ndarray) -> np.ndarray:

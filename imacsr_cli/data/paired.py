@@ -16,6 +16,7 @@ from imacsr_cli.lazy import lazy_import
 
 np = lazy_import("numpy")  # loaded when an image is read, not when the dataset registers
 
+from imacsr_cli.data.cache import DecodedCache
 from imacsr_cli.data.files import Sample, Scan
 from imacsr_cli.data.labels import LabelCodec, decode_rgb, read_rgb
 from imacsr_cli.data.registry import DatasetEntry, DatasetInfo, register
@@ -61,12 +62,14 @@ class PairedDataset:
 
     compact = False
 
-    def __init__(self, samples: list[Sample], codec: LabelCodec, transform: TrainTransform | EvalTransform):
+    def __init__(self, samples: list[Sample], codec: LabelCodec, transform: TrainTransform | EvalTransform,
+                 cache: DecodedCache | None = None):
         from imacsr_cli.data.transforms import TrainTransform, sample_rng
 
         self.samples = samples
         self.codec = codec
         self.transform = transform
+        self.cache = cache
         self._rng = sample_rng if isinstance(transform, TrainTransform) else None
         self.seed = 0
         self.epoch = 0
@@ -93,7 +96,14 @@ class PairedDataset:
         return image, label
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """What ``load`` reads, as arrays: uint8 (H, W, 3) pixels and uint8 (H, W) training ids."""
+        """What ``load`` reads, as arrays: uint8 (H, W, 3) pixels and uint8 (H, W) training ids
+        (read-only maps of data.cache's files when it is set)."""
+        if self.cache is None:
+            return self.decode(index)
+        sample = self.samples[index]
+        return self.cache.read(sample.image, sample.label, lambda: self.decode(index))
+
+    def decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         sample = self.samples[index]
         image = decode_rgb(sample.image)
         label = self.codec.decode(sample.label)
@@ -134,7 +144,9 @@ def build_dataset(reader: Reader, spec: DataSpec, split: str, root: Path | None)
         )
     else:
         transform = EvalTransform(spec.eval_size, spec.eval_native)
-    return PairedDataset(samples, reader.codec(scan, spec.classes), transform)
+    codec = reader.codec(scan, spec.classes)
+    cache = DecodedCache(Path(spec.cache), codec.fingerprint()) if spec.cache else None
+    return PairedDataset(samples, codec, transform, cache)
 
 
 def register_reader(reader: Reader, *, split: str, classes: str, train_size: tuple[int, int],

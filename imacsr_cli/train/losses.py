@@ -16,8 +16,9 @@ sample at a time, so that the transient full-size tensors are those of one image
   label-size scratch that every image, point and step reuses (a fresh tensor of that size costs
   more in page faults on the CPU than the arithmetic done on it).
 - negative entropy: d/dz_k = p_k (log p_k − Σ_j p_j log p_j) / positions, recomputed in backward
-  from z_m (which the network keeps anyway): a gradient kept from forward would be another
-  z_m-sized tensor, the largest of all at the stem.
+  from z_m (which the network keeps anyway) and the per-position sums of forward (1/C_m of z_m's
+  size): a gradient kept from forward would be another z_m-sized tensor, the largest of all at the
+  stem.
 
 Values are those of the naive form bit for bit (the same ATen reductions); gradients agree to
 rounding, 1e-5 relative (tests/train/test_losses.py, against the naive form kept there).
@@ -93,6 +94,9 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
                 _upsample_adjoint(g.to(u.dtype).permute(0, 3, 1, 2), size, grad_logits[i : i + 1])
         if want_grad:
             ctx.save_for_backward(grad_logits)
+            ctx.logits_shape = logits.shape
+            ctx.logits_format = (torch.channels_last if logits.is_contiguous(memory_format=torch.channels_last)
+                                 and not logits.is_contiguous() else torch.contiguous_format)
         # The same reduction (and summation order) as F.cross_entropy's over the full log-softmax.
         picked_nchw = torch.cat(picked).permute(0, 3, 1, 2)  # (N, 1, H, W): one "class", the same memory order
         # nll_loss over the picked values (one "class"), the same pixels ignored as in the labels.
@@ -101,7 +105,12 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (grad_logits,) = ctx.saved_tensors
-        return grad_logits * grad.to(grad_logits.dtype), None, None
+        # Returned in the logits' own memory format (the adjoint ran channels last): the layer that
+        # made them takes its gradient in that format, and converting in this multiplication is one
+        # pass where a channels-last result would cost that layer a copy.
+        out = torch.empty(ctx.logits_shape, dtype=grad_logits.dtype, device=grad_logits.device,
+                          memory_format=ctx.logits_format)
+        return torch.mul(grad_logits, grad.to(grad_logits.dtype), out=out), None, None
 
 
 class _NegativeEntropy(torch.autograd.Function):
@@ -110,12 +119,14 @@ class _NegativeEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z: torch.Tensor) -> torch.Tensor:
         per_pixel = torch.cat([_sum_p_log_p(z[i : i + 1]) for i in range(z.shape[0])])
-        ctx.save_for_backward(z)
+        # Σ_j p_j log p_j per position is part of the gradient too: kept (1/C_m of z's size), not
+        # recomputed, and bit for bit the sum backward would compute (the same kernels on the same p).
+        ctx.save_for_backward(z, per_pixel)
         return per_pixel.mean()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        (z,) = ctx.saved_tensors
+        z, per_pixel = ctx.saved_tensors
         scale = grad / (z.numel() // z.shape[1])  # d mean / d per-position value
         # Written image by image into the gradient itself, with one image's log p and p reused.
         out = torch.empty_like(z, memory_format=torch.contiguous_format)
@@ -124,7 +135,7 @@ class _NegativeEntropy(torch.autograd.Function):
         for i in range(z.shape[0]):
             torch._log_softmax(z[i : i + 1].float(), 1, False, out=logp)
             torch.exp(logp, out=p)
-            s = (p * logp).sum(dim=1, keepdim=True)
+            s = per_pixel[i : i + 1].unsqueeze(1)
             if out.dtype == torch.float32:  # the product straight into the gradient, no copy
                 torch.mul(p, logp.sub_(s), out=out[i : i + 1]).mul_(scale)
             else:

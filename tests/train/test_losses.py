@@ -102,7 +102,8 @@ def test_cross_entropy_with_every_pixel_void_is_nan_like_the_naive_form():
 def test_terms_keep_nothing_at_label_size_for_backward():
     # What autograd keeps alive between forward and backward, measured with saved-tensor hooks:
     # the naive terms keep full-size log-softmax / p / log p; the fused cross-entropy keeps its
-    # gradient at the logits' size, the negative entropy nothing but its input z.
+    # gradient at the logits' size, the negative entropy its input z and one float per position
+    # (Σ_j p_j log p_j, 1/C of z's size).
     n, k, h, w, c = 2, 19, 8, 16, 64
     q = torch.randn(n, k, h, w, requires_grad=True)
     z = torch.randn(n, c, 4 * h, 4 * w, requires_grad=True)
@@ -121,7 +122,8 @@ def test_terms_keep_nothing_at_label_size_for_backward():
         return sum(seen.values())
 
     pixels = n * 4 * h * 4 * w
-    assert kept(losses) == q.numel()  # d loss / d q: 1/16 of a label-size float per class here
+    # d loss / d q: 1/16 of a label-size float per class here; Σ p log p: one float per position of z
+    assert kept(losses) == q.numel() + z.numel() // c
     assert kept(naive_losses) >= k * pixels + 2 * c * pixels  # log-softmax at label size, p and log p
 
 

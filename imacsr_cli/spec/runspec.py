@@ -102,7 +102,8 @@ class DataSpec:
                         doc="DataLoader worker processes; -1 = the slot's share of the cores on CUDA, 0 on the CPU")
     pin_memory: bool = _opt(True, identity=False, doc="DataLoader pin_memory (CUDA only)")
     cache: str = _opt("", identity=False, doc="folder of decoded samples: each image/label pair decoded once, "
-                      "then read from there (4 bytes a pixel on disk); '' = decode every read")
+                      "then read from there (4 bytes a pixel on disk; the synthetic scenes decode nothing and ignore it); "
+                      "'' = decode every read")
     resize: Literal["whole", "window"] = _opt(
         "whole", legacy="whole", since="0.2", doc="training scale+crop: whole = resize the whole image, then crop "
         "(as before 0.2); window = resize only the crop's window (Pillow box=; several times faster on large "

@@ -7,9 +7,10 @@ few hundred ms: on a shared machine, its round-to-round spread is larger than wh
 terms moves. This times only ``IMacSR.loss`` and its backward, from the network's real logits and
 features at the chosen points (captured once, then detached), in one process, with the
 configurations interleaved (ABAB…, then …BABA) after one warm-up round. It prints each one's median
-time with its min–max over rounds, and the minor page faults per call: on the CPU a fresh
-label-size tensor is a fresh mapping, and its first touch of every page costs more than the
-arithmetic done on it.
+time with its min–max over rounds, and the minor page faults per call. It runs with the allocator a
+CPU run has (train/allocator.py: freed memory kept for reuse); without that, a fresh label-size
+tensor is a fresh mapping, and its first touch of every page costs more than the arithmetic done on
+it (run with MALLOC_ARENA_MAX=8, say, to see glibc's default).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from imacsr_cli.models import registry
 from imacsr_cli.spec.runspec import MethodSpec
 from imacsr_cli.train import imacsr, losses
+from imacsr_cli.train.allocator import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,6 +49,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # the allocator a CPU run has (train/allocator.py)
     torch.manual_seed(0)
     k, (h, w) = 19, args.size
     points = registry.points(args.model, "")

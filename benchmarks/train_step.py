@@ -75,6 +75,10 @@ def measure(args: argparse.Namespace, method: str, m: int, loss: str) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device == "cpu":  # the allocator a run has (a no-op in the memory child: MALLOC_MMAP_THRESHOLD_ is set)
+        from imacsr_cli.train.allocator import keep_freed_memory
+
+        keep_freed_memory()
     if loss == "naive":
         _use_naive_losses()
     device = torch.device(args.device)

@@ -52,7 +52,7 @@ from imacsr_cli.rundir import (
 )
 from imacsr_cli.rundir.events import HEARTBEAT_SECONDS
 from imacsr_cli.spec import RunSpec, resolve
-from imacsr_cli.train import faults
+from imacsr_cli.train import allocator, faults
 from imacsr_cli.train.checkpoint import (
     checkpoint_problem,
     is_disk_full,
@@ -166,6 +166,8 @@ def _train_started(paths: RunPaths, events: EventWriter, spec: RunSpec, fault: f
     torch.manual_seed(spec.train.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
+        if allocator.keep_freed_memory():  # each step reuses the last one's pages (allocator.py)
+            log.info("CPU memory: freed blocks kept for reuse (glibc mmap'd blocks and trimming off)")
     else:
         torch.backends.cudnn.benchmark = True
 

@@ -13,8 +13,8 @@ sample costs the pages its crop touches instead of a decode.
 - **Never stale.** An entry's name is a hash of both files' resolved paths, sizes and modification
   times and of the label codec (raw values → ids), so an edited file or another class set is another
   entry. Old entries are never read again; deleting the folder is always safe.
-- **Never half-written.** Each file is written to a temporary name and renamed into place, the label
-  last; a reader takes an entry only when both files are there, and one that fails to load (a
+- **Never half-written.** Each file is written to a temporary name, fsynced and renamed into place
+  (``rundir.write_atomic``), the label last; a reader takes an entry only when both files are there, and one that fails to load (a
   truncated copy, another version's format) is decoded again and rewritten. Two processes filling
   the same entry write the same bytes.
 - Size: what the pixels are uncompressed, 4 bytes a pixel (Cityscapes' 2975 training pairs: 25 GB).
@@ -29,6 +29,7 @@ from typing import Callable
 
 from imacsr_cli.errors import DataError
 from imacsr_cli.lazy import lazy_import
+from imacsr_cli.rundir.files import write_atomic
 
 np = lazy_import("numpy")
 
@@ -81,13 +82,11 @@ class DecodedCache:
         return pixels, ids
 
     def _write(self, path: Path, array: np.ndarray) -> None:
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        # The run directory's writer: fsynced before the rename, so after a power cut an entry is
+        # whole or absent, never a valid header over missing pixels (which would load without error).
         try:
             path.parent.mkdir(exist_ok=True)
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
-            os.replace(tmp, path)
+            write_atomic(path, lambda fh: np.save(fh, np.ascontiguousarray(array), allow_pickle=False))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise DataError(f"data.cache {self.folder}: cannot write {path.name} ({exc.strerror or exc}); "
                             "free space there, or set data.cache = \"\" to decode every read") from None

@@ -94,7 +94,6 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
                 _upsample_adjoint(g.to(u.dtype).permute(0, 3, 1, 2), size, grad_logits[i : i + 1])
         if want_grad:
             ctx.save_for_backward(grad_logits)
-            ctx.logits_shape = logits.shape
             ctx.logits_format = (torch.channels_last if logits.is_contiguous(memory_format=torch.channels_last)
                                  and not logits.is_contiguous() else torch.contiguous_format)
         # The same reduction (and summation order) as F.cross_entropy's over the full log-softmax.
@@ -108,8 +107,7 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         # Returned in the logits' own memory format (the adjoint ran channels last): the layer that
         # made them takes its gradient in that format, and converting in this multiplication is one
         # pass where a channels-last result would cost that layer a copy.
-        out = torch.empty(ctx.logits_shape, dtype=grad_logits.dtype, device=grad_logits.device,
-                          memory_format=ctx.logits_format)
+        out = torch.empty_like(grad_logits, memory_format=ctx.logits_format)
         return torch.mul(grad_logits, grad.to(grad_logits.dtype), out=out), None, None
 
 

@@ -35,10 +35,15 @@ print(json.dumps({"kept": kept, "faults": faults[-4:]}))
 """
 
 
-def _probe(mode: str, **env: str) -> dict:
+def _env(**extra: str) -> dict[str, str]:
+    """This environment without any MALLOC_* setting (glibc's defaults), the package importable."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    return {**clean, "PYTHONPATH": str(ROOT), **extra}
+
+
+def _probe(mode: str, **env: str) -> dict:
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True,
-                         env={**clean, "PYTHONPATH": str(ROOT), **env})
+                         env=_env(**env))
     return json.loads(out.stdout)
 
 
@@ -59,8 +64,7 @@ def test_a_cpu_run_says_it_keeps_freed_memory(tmp_path):
             "data": {"name": "synthetic", "train_size": [32, 32], "eval_size": [32, 32], "num_train": 2, "num_val": 1},
             "train": {"epochs": 1, "batch_size": 2}, "method": {"name": "conventional"}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     done = subprocess.run([sys.executable, "-m", "imacsr_cli.train", str(tmp_path)], capture_output=True, text=True,
-                          env={**clean, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""})
+                          env=_env(CUDA_VISIBLE_DEVICES=""))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "CPU memory: freed blocks kept for reuse" in (tmp_path / "train.log").read_text()

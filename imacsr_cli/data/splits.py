@@ -26,13 +26,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from imacsr_cli.data.files import SPLITS_DIR
 from imacsr_cli.errors import DataError
+from imacsr_cli.rundir.files import write_atomic
 
 SPLIT_SEED = 0  # the protocol seed of every drawn split; part of the file name
 
@@ -153,11 +153,4 @@ def _read(path: Path, dataset: str, protocol: str, seed: int | None, present: se
 def _write_atomic(path: Path, text: str) -> None:
     # Two trainers may draw the same split at once; a rename makes either file whole, and both equal.
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda fh: fh.write(text.encode()))
